@@ -1,0 +1,1 @@
+"""Realtime: the event bus, channels, the relay and subscription generators (issue #3)."""
