@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -15,10 +16,11 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from config import Settings
@@ -26,6 +28,10 @@ from db.engine import Database
 from resolvers.auth import authenticate
 from resolvers.context import Context
 from schema import schema
+from subscriptions.realtime import Realtime
+
+WS_INIT_TIMEOUT = timedelta(seconds=10)
+MAX_SUBSCRIPTIONS_PER_SOCKET = 20
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 log = logging.getLogger("service_orders")
@@ -78,15 +84,33 @@ class RequestIdMiddleware:
 
 
 class GraphQLApp(GraphQL[Context, None]):
-    def __init__(self, *, database: Database, settings: Settings) -> None:
+    def __init__(self, *, database: Database, settings: Settings, realtime: Realtime) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql",
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             allowed_origins=settings.allowed_origins,
+            connection_init_wait_timeout=WS_INIT_TIMEOUT,
+            max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_SOCKET,
+            keep_alive=True,
+            keep_alive_interval=20,
         )
         self.database = database
         self.settings = settings
+        self.realtime = realtime
+
+    async def on_ws_connect(self, context: Context) -> Any:
+        """Staff sockets authenticate in `connection_init`: {"authorization": "Bearer <token>"}
+        (or {"token": "<token>"}); a socket without a valid token is closed (4403)."""
+        params = context.connection_params or {}
+        value = params.get("authorization") or params.get("Authorization") or ""
+        if not value and params.get("token"):
+            value = f"Bearer {params['token']}"
+        if isinstance(value, str) and value:
+            await authenticate(context, value)
+        if context.actor is None:
+            raise ConnectionRejectionError({"message": "A valid staff token is required."})
+        return {"viewer": context.actor.name}
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         client = request.client
@@ -97,6 +121,7 @@ class GraphQLApp(GraphQL[Context, None]):
             client_ip=client.host if client else "unknown",
             request=request,
             response=response,
+            realtime=self.realtime,
         )
         if isinstance(request, Request):
             await authenticate(ctx, request.headers.get("authorization"))
@@ -106,7 +131,8 @@ class GraphQLApp(GraphQL[Context, None]):
 def create_app(settings: Settings, *, database: Database | None = None) -> Starlette:
     db = database or Database(settings.database_url, pool_size=settings.db_pool_size)
     owns_db = database is None
-    graphql_app = GraphQLApp(database=db, settings=settings)
+    realtime = Realtime(db, settings.redis_url)
+    graphql_app = GraphQLApp(database=db, settings=settings, realtime=realtime)
 
     async def health(_: Request) -> Response:
         try:
@@ -122,9 +148,11 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await realtime.start()
         try:
             yield
         finally:
+            await realtime.stop()
             if owns_db:
                 await db.dispose()
 
@@ -145,12 +173,14 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
             Route("/", home),
             Route("/healthz", health),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql_app),
         ],
         middleware=middleware,
         lifespan=lifespan,
     )
     app.state.database = db
     app.state.settings = settings
+    app.state.realtime = realtime
     return app
 
 

@@ -29,8 +29,8 @@ async def authenticate(ctx: Context, authorization: str | None) -> None:
         found = await auth_service.authenticate(session=session, token=token)
     if found is not None:
         ctx.token = token
-        ctx.user, ctx.account = found
-        ctx.actor = auth_service.actor_for(*found)
+        ctx.user, ctx.account, ctx.token_expires_at = found
+        ctx.actor = auth_service.actor_for(ctx.user, ctx.account)
 
 
 async def login(ctx: Context, email: str, password: str) -> tuple[Any, list[DomainError]]:
@@ -54,7 +54,11 @@ async def logout(ctx: Context) -> bool:
     if ctx.token is None:
         return False
     async with ctx.db.write_session() as session:
-        return await auth_service.logout(session=session, token=ctx.token)
+        revoked = await auth_service.logout(session=session, token=ctx.token)
+    if revoked and ctx.realtime is not None:
+        key = f"token:{auth_service.hash_token(ctx.token)}"
+        await ctx.realtime.revoke(key, "ACCESS_REVOKED", "You signed out.")
+    return revoked
 
 
 def permissions(role: Role) -> list[str]:
@@ -74,7 +78,7 @@ async def create_staff_user(ctx: Context, data: Any) -> tuple[Any, list[DomainEr
     assert ctx.actor is not None
     actor = ctx.actor
     return await run.write(
-        ctx.db,
+        ctx,
         lambda session: auth_service.create_staff_user(
             session=session,
             actor=actor,
@@ -92,12 +96,15 @@ async def deactivate_staff_user(ctx: Context, data: Any) -> tuple[Any, list[Doma
     pk = decode_id(str(data.id), "StaffUser")
     if pk is None:
         return None, [not_found("Staff user")]
-    return await run.write(
-        ctx.db,
+    user, errors = await run.write(
+        ctx,
         lambda session: auth_service.deactivate_staff_user(
             session=session, actor=actor, user_id=pk
         ),
     )
+    if user is not None and ctx.realtime is not None:
+        await ctx.realtime.revoke(f"staff:{pk}", "ACCESS_REVOKED", "Your account was deactivated.")
+    return user, errors
 
 
 async def load_account(ctx: Context, pk: int) -> Account | None:

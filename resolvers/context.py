@@ -12,6 +12,7 @@ from services.policy import Actor
 
 if TYPE_CHECKING:
     from resolvers.loaders import Loaders
+    from subscriptions.realtime import Realtime
 
 
 @dataclass
@@ -26,6 +27,8 @@ class Context:
     user: StaffUser | None = None
     account: Account | None = None
     actor: Actor | None = None
+    token_expires_at: Any = None
+    realtime: Realtime | None = None
     loaders: Loaders = field(init=False)
     # read by strawberry on websockets (connection_init payload)
     connection_params: dict[str, Any] | None = None

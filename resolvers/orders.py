@@ -176,7 +176,7 @@ async def create_order(ctx: Context, data: Any) -> Result:
             idempotency_key=data.idempotency_key,
         )
 
-    return await run.write(ctx.db, call)
+    return await run.write(ctx, call)
 
 
 async def update_order(ctx: Context, data: Any) -> Result:
@@ -185,7 +185,7 @@ async def update_order(ctx: Context, data: Any) -> Result:
     except DomainError as exc:
         return None, [exc]
     return await run.write(
-        ctx.db,
+        ctx,
         lambda session: order_service.update_order(
             session=session,
             actor=actor_of(ctx),
@@ -207,7 +207,7 @@ async def set_diagnosis(ctx: Context, data: Any) -> Result:
         data, "diagnosis", "estimated_cost", "labour_cost", "final_cost", "warranty_days"
     )
     return await run.write(
-        ctx.db,
+        ctx,
         lambda session: order_service.set_diagnosis(
             session=session,
             actor=actor_of(ctx),
@@ -224,7 +224,7 @@ async def transition_order(ctx: Context, data: Any) -> Result:
     except DomainError as exc:
         return None, [exc]
     return await run.write(
-        ctx.db,
+        ctx,
         lambda session: order_service.transition_order(
             session=session,
             actor=actor_of(ctx),
@@ -247,7 +247,7 @@ async def assign_order(ctx: Context, data: Any) -> Result:
     except DomainError as exc:
         return None, [exc]
     return await run.write(
-        ctx.db,
+        ctx,
         lambda session: order_service.assign_order(
             session=session,
             actor=actor_of(ctx),
@@ -264,7 +264,7 @@ async def add_part(ctx: Context, data: Any) -> Result:
     except DomainError as exc:
         return None, [exc]
     return await run.write(
-        ctx.db,
+        ctx,
         lambda session: order_service.add_part(
             session=session,
             actor=actor_of(ctx),
@@ -283,7 +283,7 @@ async def update_part(ctx: Context, data: Any) -> Result:
     except DomainError as exc:
         return None, [exc]
     return await run.write(
-        ctx.db,
+        ctx,
         lambda session: order_service.update_part(
             session=session,
             actor=actor_of(ctx),
@@ -300,7 +300,7 @@ async def remove_part(ctx: Context, data: Any) -> Result:
     except DomainError as exc:
         return None, [exc]
     return await run.write(
-        ctx.db,
+        ctx,
         lambda session: order_service.remove_part(
             session=session,
             actor=actor_of(ctx),
@@ -325,4 +325,4 @@ async def add_note(
         )
         return await order_service.get_order(session, actor, pk), note
 
-    return await run.write(ctx.db, call)
+    return await run.write(ctx, call)

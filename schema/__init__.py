@@ -16,6 +16,7 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
+from schema.events import Subscription
 from schema.extensions import MaskAndLogErrors
 from schema.mutation import Mutation
 from schema.query import Query
@@ -38,6 +39,7 @@ def build_schema() -> Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=True),
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),

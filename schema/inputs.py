@@ -166,3 +166,9 @@ class ServiceOrderFilter:
     )
     assigned_to: strawberry.ID | None = None
     client_id: strawberry.ID | None = None
+
+
+@strawberry.input(description="Mark the given notifications read, or all of the viewer's.")
+class NotificationsMarkReadInput:
+    ids: list[strawberry.ID] | None = None
+    all: bool = False

@@ -4,6 +4,7 @@ import strawberry
 from strawberry.permission import BasePermission
 
 from resolvers import auth as auth_resolvers
+from resolvers import events as event_resolvers
 from resolvers import orders as order_resolvers
 from schema import inputs as i
 from schema import payloads as p
@@ -137,6 +138,15 @@ class Mutation:
             service_order=_order(info, order),
             internal_note=InternalNote.from_model(note) if note else None,
             user_errors=UserError.list(errors),
+        )
+
+    @strawberry.mutation(permission_classes=STAFF)
+    async def notifications_mark_read(
+        self, info: CtxInfo, input: i.NotificationsMarkReadInput
+    ) -> p.NotificationsMarkReadPayload:
+        count, errors = await event_resolvers.mark_read(info.context, input.ids, input.all)
+        return p.NotificationsMarkReadPayload(
+            unread_count=count, user_errors=UserError.list(errors)
         )
 
     @strawberry.mutation(permission_classes=STAFF, description="Owners and managers add staff.")

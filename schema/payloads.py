@@ -88,3 +88,11 @@ class StaffUserCreatePayload(StaffUserPayload):
 @strawberry.type
 class StaffUserDeactivatePayload(StaffUserPayload):
     pass
+
+
+@strawberry.type
+class NotificationsMarkReadPayload:
+    unread_count: int | None = strawberry.field(
+        description="The viewer's unread count after the change."
+    )
+    user_errors: list[UserError]

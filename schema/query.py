@@ -3,11 +3,19 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.permission import BasePermission
 
 from resolvers import auth as auth_resolvers
+from resolvers import events as event_resolvers
 from resolvers import nodes as node_resolvers
 from resolvers import orders as order_resolvers
+from schema.events import (
+    NotificationConnection,
+    NotificationEdge,
+    OrderEventConnection,
+    notification_of,
+)
 from schema.inputs import ServiceOrderFilter
 from schema.permissions import IsStaff
 from schema.types import (
@@ -20,6 +28,7 @@ from schema.types import (
     InternalNote,
     Me,
     Node,
+    PageInfo,
     PartLine,
     ServiceOrder,
     ServiceOrderConnection,
@@ -107,6 +116,60 @@ class Query:
     async def staff_users(self, info: CtxInfo, include_inactive: bool = False) -> list[StaffUser]:
         rows = await auth_resolvers.staff_users(info.context, include_inactive)
         return [StaffUser.from_model(r) for r in rows]
+
+    @strawberry.field(
+        permission_classes=STAFF,
+        description="The shop's audit trail: every order event after account sequence "
+        "`after`, oldest first (`first` 1 to 100, default 50).",
+    )
+    async def events(
+        self, info: CtxInfo, after: int | None = None, first: int | None = None
+    ) -> OrderEventConnection:
+        records = await event_resolvers.account_events(info.context, after, first)
+        return OrderEventConnection.build(records, first, per_order=False, after=after)
+
+    @strawberry.field(
+        permission_classes=STAFF,
+        description="The viewer's notifications, newest first. `after` is the cursor "
+        "(account sequence) of the last one of the previous page.",
+    )
+    async def notifications(
+        self,
+        info: CtxInfo,
+        unread_only: bool = False,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> NotificationConnection:
+        before = None
+        if after is not None:
+            if not after.isdigit():
+                raise GraphQLError(
+                    "`after` is not a valid cursor.", extensions={"code": "INVALID_INPUT"}
+                )
+            before = int(after)
+        rows = await event_resolvers.notifications(info.context, unread_only, first, before)
+        size = first or 20
+        page = rows[:size]
+        edges = [
+            NotificationEdge(
+                cursor=str(n.event.account_seq), node=notification_of(n.id, n.event, n.read_at)
+            )
+            for n in page
+        ]
+        return NotificationConnection(
+            edges=edges,
+            nodes=[e.node for e in edges],
+            page_info=PageInfo(
+                has_next_page=len(rows) > size,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+    @strawberry.field(permission_classes=STAFF)
+    async def unread_notification_count(self, info: CtxInfo) -> int:
+        return await event_resolvers.unread_count(info.context)
 
     @strawberry.field(description="Every status with its label, colour and description. Public.")
     def service_order_statuses(self) -> list[ServiceOrderStatusInfo]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Generic, TypeVar
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +22,9 @@ from services.errors import DomainError
 from services.orders import warranty_expires_at
 from services.statuses import STATUS_INFO, TRANSITIONS
 from services.statuses import OrderStatus as _OrderStatus
+
+if TYPE_CHECKING:
+    from schema.events import OrderEventConnection
 
 CtxInfo = Info[Context, None]
 
@@ -372,6 +375,19 @@ class ServiceOrder(Node):
     async def internal_notes(self, info: CtxInfo) -> list[InternalNote]:
         rows = await info.context.loaders.notes.load(self._m.id)
         return [InternalNote.from_model(r) for r in rows]
+
+    @strawberry.field(
+        description="The order's audit trail: events after sequence `after`, oldest first "
+        "(`first` 1 to 100, default 50)."
+    )
+    async def events(
+        self, info: CtxInfo, after: int | None = None, first: int | None = None
+    ) -> Annotated[OrderEventConnection, strawberry.lazy("schema.events")]:
+        from resolvers import events as event_resolvers
+        from schema.events import OrderEventConnection
+
+        records = await event_resolvers.order_events(info.context, self._m.id, after, first)
+        return OrderEventConnection.build(records, first, per_order=True, after=after)
 
     @strawberry.field(description="Other orders of this shop for the same IMEI or serial number.")
     async def device_history(self, info: CtxInfo) -> list[ServiceOrder]:

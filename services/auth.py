@@ -63,6 +63,7 @@ def actor_for(user: StaffUser, account: Account) -> Actor:
         currency=account.currency,
         time_zone=account.time_zone,
         country=account.country,
+        name=user.name,
     )
 
 
@@ -189,13 +190,15 @@ async def logout(*, session: AsyncSession, token: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def authenticate(*, session: AsyncSession, token: str) -> tuple[StaffUser, Account] | None:
-    """The active user and account behind a live token, or None. One SQL statement."""
+async def authenticate(
+    *, session: AsyncSession, token: str
+) -> tuple[StaffUser, Account, datetime] | None:
+    """The active user, account and token expiry behind a live token, or None. One query."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     row = (
         await session.execute(
-            select(StaffUser, Account)
+            select(StaffUser, Account, AuthToken.expires_at)
             .join(AuthToken, AuthToken.user_id == StaffUser.id)
             .join(Account, Account.id == StaffUser.account_id)
             .where(
@@ -206,7 +209,7 @@ async def authenticate(*, session: AsyncSession, token: str) -> tuple[StaffUser,
             )
         )
     ).first()
-    return (row[0], row[1]) if row else None
+    return (row[0], row[1], row[2]) if row else None
 
 
 # --- staff --------------------------------------------------------------------------------

@@ -57,7 +57,12 @@ async def resolve_client(
     values = _clean(
         {k: v for k, v in vars(data).items() if v is not None}, actor, errors, creating=True
     )
-    if not values.get("email") and not values.get("phone") and not errors.errors:
+    # a phone or email that was given but is invalid is reported as such; a missing one is
+    # REQUIRED even when other fields (the name) are wrong too, so all errors come at once
+    contact_errors = any(
+        e.field in (["client", "email"], ["client", "phone"]) for e in errors.errors
+    )
+    if not values.get("email") and not values.get("phone") and not contact_errors:
         errors.add(
             ErrorCode.REQUIRED,
             "Give the client's phone or email so the shop can reach them.",

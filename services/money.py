@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal
 
 from services.errors import DomainError, ErrorCode
 
@@ -39,23 +39,29 @@ def exponent(currency: str) -> int:
     return _EXPONENTS.get(currency.upper(), 2)
 
 
+# Exact arithmetic for the conversion: wide enough for any amount below MAX_MINOR, and any
+# rounding that would still happen is caught by comparing with the original.
+_EXACT = Context(prec=40)
+
+
 def to_minor(amount: Decimal, currency: str, field: list[str]) -> int:
     """Convert a Decimal amount to minor units; reject negatives, NaN and excess precision."""
-    try:
-        if not amount.is_finite():
-            raise InvalidOperation
-        scaled = amount.scaleb(exponent(currency))
-        if scaled != scaled.to_integral_value():
-            raise DomainError(
-                ErrorCode.INVALID_AMOUNT,
-                f"{currency} amounts have at most {exponent(currency)} decimal places.",
-                field,
-            )
-        minor = int(scaled)
-    except InvalidOperation:
-        raise DomainError(ErrorCode.INVALID_AMOUNT, "Not a valid amount.", field) from None
-    if minor < 0:
+    if not amount.is_finite():
+        raise DomainError(ErrorCode.INVALID_AMOUNT, "Not a valid amount.", field)
+    if amount < 0:
         raise DomainError(ErrorCode.INVALID_AMOUNT, "Amounts cannot be negative.", field)
+    # checked before any arithmetic: a huge exponent ("1e999999") would overflow the context
+    if amount.adjusted() >= len(str(MAX_MINOR)):
+        raise DomainError(ErrorCode.INVALID_AMOUNT, "Amount is too large.", field)
+    places = exponent(currency)
+    quantized = amount.quantize(Decimal(1).scaleb(-places), context=_EXACT)
+    if quantized != amount:  # exact comparison: no digit beyond the currency's minor unit
+        raise DomainError(
+            ErrorCode.INVALID_AMOUNT,
+            f"{currency} amounts have at most {places} decimal places.",
+            field,
+        )
+    minor = int(quantized.scaleb(places, context=_EXACT))
     if minor >= MAX_MINOR:
         raise DomainError(ErrorCode.INVALID_AMOUNT, "Amount is too large.", field)
     return minor

@@ -28,6 +28,7 @@ from db.queries import Page, keyset_page, like_pattern
 from services import money, numbering, statuses
 from services.clients import ClientData, patch_client, resolve_client
 from services.errors import Collector, DomainError, ErrorCode, not_found
+from services.events import EventType, record
 from services.policy import Action, Actor, can, require
 from services.statuses import OrderStatus
 from services.validation import normalize_imei, text
@@ -124,10 +125,13 @@ def scoped_orders(actor: Actor) -> Select[ServiceOrder]:
     return select(ServiceOrder).where(ServiceOrder.account_id == actor.account_id)
 
 
-async def get_order(session: AsyncSession, actor: Actor, order_id: int) -> ServiceOrder:
+async def get_order(
+    session: AsyncSession, actor: Actor, order_id: int, *, field: str = "id"
+) -> ServiceOrder:
+    """The order, or NOT_FOUND on `field` (the input that named it: "id" or "orderId")."""
     order = await session.scalar(scoped_orders(actor).where(ServiceOrder.id == order_id))
     if order is None:
-        raise not_found("Service order")
+        raise not_found("Service order", [field])
     return order
 
 
@@ -280,6 +284,14 @@ async def create_order(
         )
     )
     await session.flush()
+    device_label = " ".join(p for p in (order.device_brand, order.device_model) if p)
+    await record(
+        session,
+        actor=actor,
+        order=order,
+        type=EventType.ORDER_CREATED,
+        payload={"device": device_label},
+    )
     return CreateResult(order=order, created=True)
 
 
@@ -327,6 +339,12 @@ async def update_order(
         order.promised_at = changes["promised_at"]
     _touch(order)
     await _flush(session, expected_version)
+    fields = [f"device.{_camel(k)}" for k in device_values]
+    fields += [f"client.{k}" for k in (client or {})]
+    fields += ["promisedAt"] if changes and "promised_at" in changes else []
+    await record(
+        session, actor=actor, order=order, type=EventType.ORDER_UPDATED, payload={"fields": fields}
+    )
     return order
 
 
@@ -377,6 +395,21 @@ async def set_diagnosis(
         setattr(order, key, value)
     _touch(order)
     await _flush(session, expected_version)
+    await record(
+        session,
+        actor=actor,
+        order=order,
+        type=EventType.DIAGNOSIS_UPDATED,
+        payload={
+            "fields": [_camel(k) for k in values],
+            "diagnosis": order.diagnosis,
+            "estimated_cost": order.estimated_cost,
+            "labour_cost": order.labour_cost,
+            "final_cost": order.final_cost,
+            "warranty_days": order.warranty_days,
+            "currency": actor.currency,
+        },
+    )
     return order
 
 
@@ -443,6 +476,13 @@ async def transition_order(
         )
     )
     await _flush(session, expected_version)
+    await record(
+        session,
+        actor=actor,
+        order=order,
+        type=EventType.STATUS_CHANGED,
+        payload={"from": current.value, "to": to_status.value, "note": clean_note},
+    )
     return order
 
 
@@ -488,16 +528,29 @@ async def assign_order(
     order = await get_order(session, actor, order_id)
     _check_open(order)
     _check_version(order, expected_version)
+    assignee = None
     if assignee_id is not None:
-        await _check_assignee(session, actor, assignee_id, field=["assigneeId"])
+        assignee = await _check_assignee(session, actor, assignee_id, field=["assigneeId"])
     elif order.assigned_to_id not in (None, actor.user_id) and not can(actor, Action.ORDER_ASSIGN):
         raise DomainError(
             ErrorCode.FORBIDDEN, "Your role may only unassign yourself.", ["assigneeId"]
         )
     if order.assigned_to_id != assignee_id:
+        previous = order.assigned_to_id
         order.assigned_to_id = assignee_id
         _touch(order)
         await _flush(session, expected_version)
+        await record(
+            session,
+            actor=actor,
+            order=order,
+            type=EventType.ASSIGNED,
+            payload={
+                "assignee_id": assignee_id,
+                "assignee_name": assignee.name if assignee else None,
+                "previous_assignee_id": previous,
+            },
+        )
     return order
 
 
@@ -545,7 +598,7 @@ async def add_part(
     expected_version: int | None = None,
 ) -> tuple[ServiceOrder, PartLine]:
     require(actor, Action.PARTS_EDIT)
-    order = await get_order(session, actor, order_id)
+    order = await get_order(session, actor, order_id, field="orderId")
     _check_open(order)
     _check_version(order, expected_version)
     errors = Collector()
@@ -557,7 +610,24 @@ async def add_part(
     session.add(part)
     _touch(order)
     await _flush(session, expected_version)
+    await record(
+        session,
+        actor=actor,
+        order=order,
+        type=EventType.PART_ADDED,
+        payload=_part_payload(part, actor),
+    )
     return order, part
+
+
+def _part_payload(part: PartLine, actor: Actor) -> dict[str, Any]:
+    return {
+        "part_id": part.id,
+        "name": part.name,
+        "quantity": part.quantity,
+        "unit_cost": part.unit_cost,
+        "currency": actor.currency,
+    }
 
 
 async def _get_part(
@@ -590,6 +660,13 @@ async def update_part(
         setattr(part, key, value)
     _touch(order)
     await _flush(session, expected_version)
+    await record(
+        session,
+        actor=actor,
+        order=order,
+        type=EventType.PART_UPDATED,
+        payload=_part_payload(part, actor),
+    )
     return order, part
 
 
@@ -604,9 +681,11 @@ async def remove_part(
     order, part = await _get_part(session, actor, part_id)
     _check_open(order)
     _check_version(order, expected_version)
+    payload = _part_payload(part, actor)
     await session.delete(part)
     _touch(order)
     await _flush(session, expected_version)
+    await record(session, actor=actor, order=order, type=EventType.PART_REMOVED, payload=payload)
     return order
 
 
@@ -617,7 +696,7 @@ async def add_internal_note(
     *, session: AsyncSession, actor: Actor, order_id: int, body: str
 ) -> InternalNote:
     require(actor, Action.NOTE_ADD)
-    order = await get_order(session, actor, order_id)
+    order = await get_order(session, actor, order_id, field="orderId")
     errors = Collector()
     clean = text(body, errors, ["body"], max_len=MAX_NOTE, required=True, label="Note")
     errors.raise_if_any()
@@ -626,6 +705,13 @@ async def add_internal_note(
     )
     session.add(note)
     await session.flush()
+    await record(
+        session,
+        actor=actor,
+        order=order,
+        type=EventType.NOTE_ADDED,
+        payload={"note_id": note.id, "body": note.body},
+    )
     return note
 
 

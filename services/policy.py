@@ -59,6 +59,7 @@ class Actor:
     currency: str = "USD"
     time_zone: str = "UTC"
     country: str = "US"
+    name: str = ""
 
 
 def can(actor: Actor, action: Action) -> bool:

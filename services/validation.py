@@ -9,6 +9,7 @@ import phonenumbers
 from services.errors import Collector, ErrorCode
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_IMEI = re.compile(r"[0-9]{15}")
 
 
 def luhn_ok(digits: str) -> bool:
@@ -30,7 +31,9 @@ def normalize_imei(value: str | None, errors: Collector, field: list[str]) -> st
     cleaned = re.sub(r"[\s\-/]", "", value)
     if not cleaned:
         return None
-    if not (len(cleaned) == 15 and cleaned.isdigit() and luhn_ok(cleaned)):
+    # ASCII digits only: str.isdigit() also accepts e.g. '²' (which int() rejects) and
+    # full-width digits (which would be stored as typed and never match a search)
+    if not (_IMEI.fullmatch(cleaned) and luhn_ok(cleaned)):
         errors.add(
             ErrorCode.INVALID_IMEI,
             "An IMEI has 15 digits and a valid check digit (dial *#06# to read it).",

@@ -276,3 +276,85 @@ def count_statements(db: Database) -> Iterator[StatementCounter]:
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", listener)
+
+
+class WS:
+    """A graphql-transport-ws client on the in-process app (what a dashboard's socket does)."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.session.send_json(message)
+
+    async def receive(self, timeout: float = 5.0) -> dict[str, Any]:
+        return await self.session.receive_json(timeout=timeout)  # type: ignore[no-any-return]
+
+    async def init(self, token: str | None) -> dict[str, Any]:
+        await self.send(
+            {
+                "type": "connection_init",
+                "payload": {"authorization": f"Bearer {token}"} if token else {},
+            }
+        )
+        return await self.receive()
+
+    async def subscribe(
+        self, op_id: str, query: str, variables: dict[str, Any] | None = None
+    ) -> None:
+        await self.send(
+            {
+                "id": op_id,
+                "type": "subscribe",
+                "payload": {"query": query, "variables": variables or {}},
+            }
+        )
+
+    async def next_data(self, op_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The data of the next `next` message for `op_id` (pings are answered/skipped)."""
+        while True:
+            message = await self.receive(timeout)
+            if message["type"] == "ping":
+                await self.send({"type": "pong"})
+                continue
+            assert message.get("id") == op_id, message
+            assert message["type"] == "next", message
+            assert "errors" not in message["payload"], message["payload"]
+            return message["payload"]["data"]  # type: ignore[no-any-return]
+
+    async def nothing_within(self, seconds: float) -> bool:
+        """True if no message (other than keep-alive pings) arrives within `seconds`."""
+        try:
+            while True:
+                message = await self.receive(seconds)
+                if message["type"] != "ping":
+                    raise AssertionError(f"unexpected message {message}")
+        except TimeoutError:
+            return True
+
+
+@pytest.fixture
+def connect_ws(app: Any) -> Any:
+    """`async with connect_ws() as ws:` opens a socket to the app. The transport is opened
+    inside the test's own task (httpx-ws's task group cannot cross pytest-asyncio's
+    setup/teardown tasks)."""
+    from contextlib import asynccontextmanager
+
+    from httpx_ws import aconnect_ws
+    from httpx_ws.transport import ASGIWebSocketTransport
+
+    @asynccontextmanager
+    async def connect(headers: dict[str, str] | None = None) -> AsyncIterator[WS]:
+        transport = ASGIWebSocketTransport(app)
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://testserver") as http,
+            aconnect_ws(
+                "http://testserver/graphql",
+                http,
+                subprotocols=["graphql-transport-ws"],
+                headers=headers or {},
+            ) as session,
+        ):
+            yield WS(session)
+
+    return connect

@@ -1,0 +1,155 @@
+"""broadcaster backend on redis.asyncio pub/sub, written for the failures of the released one.
+
+- It never waits on a pub/sub connection that has no channel (redis-py 8 made the released
+  backend's first subscription deaf) and does not report "ready" before SUBSCRIBE is sent.
+- Any connection error in the reader reconnects with exponential backoff (50 ms .. 2 s),
+  resubscribes every channel, then emits RESYNC so that every subscriber replays what it
+  may have missed from the event table. Nothing hangs after a Redis restart.
+- Publishing uses a client with retries, so the first command on a stale pooled
+  connection after a Redis restart is retried instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import redis.asyncio as redis
+from broadcaster import Event
+from broadcaster._backends.base import BroadcastBackend
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from subscriptions.bus import RESYNC_CHANNEL
+
+log = logging.getLogger("service_orders.bus.redis")
+
+RECOVERABLE = (RedisConnectionError, RedisTimeoutError, OSError, ConnectionError)
+POLL_SECONDS = 1.0
+BACKOFF_START = 0.05
+BACKOFF_MAX = 2.0
+
+
+class RedisBackend(BroadcastBackend):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._channels: set[str] = set()
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._has_channels = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+        self._client: redis.Redis | None = None
+        self._pubsub: Any = None
+        self.connected = asyncio.Event()
+        self.reconnects = 0
+
+    def _new_client(self) -> redis.Redis:
+        return redis.Redis.from_url(
+            self.url,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            socket_connect_timeout=2,
+            health_check_interval=10,
+        )
+
+    async def connect(self) -> None:
+        self._client = self._new_client()
+        self._pubsub = self._client.pubsub()
+        self.connected.set()
+        self._reader = asyncio.create_task(self._read_loop(), name="redis-bus-reader")
+
+    async def disconnect(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            try:
+                await self._reader
+            except asyncio.CancelledError:
+                pass
+        if self._pubsub is not None:
+            try:
+                await self._pubsub.aclose()
+            except Exception:
+                log.debug("closing pubsub failed", exc_info=True)
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def subscribe(self, channel: str) -> None:
+        self._channels.add(channel)
+        self._has_channels.set()
+        try:
+            await self._pubsub.subscribe(channel)
+        except RECOVERABLE:
+            # the reader is reconnecting; it subscribes every channel in self._channels
+            log.warning("subscribe %s deferred: Redis unreachable", channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+        if not self._channels:
+            self._has_channels.clear()
+        try:
+            await self._pubsub.unsubscribe(channel)
+        except RECOVERABLE:
+            log.debug("unsubscribe %s: Redis unreachable", channel)
+
+    async def publish(self, channel: str, message: Any) -> None:
+        assert self._client is not None
+        await self._client.publish(channel, message)
+
+    async def next_published(self) -> Event:
+        return await self._queue.get()
+
+    async def _read_loop(self) -> None:
+        while True:
+            if not self._channels:
+                await self._has_channels.wait()
+                continue
+            try:
+                message = await self._pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=POLL_SECONDS
+                )
+            except RECOVERABLE as exc:
+                log.warning("Redis pub/sub connection lost (%s); reconnecting", exc)
+                await self._reconnect()
+                continue
+            except RuntimeError:
+                # "pubsub connection not set": no SUBSCRIBE reached Redis yet
+                await self._resubscribe_all()
+                continue
+            if message is None or message.get("type") != "message":
+                continue
+            channel = message["channel"]
+            data = message["data"]
+            self._queue.put_nowait(
+                Event(
+                    channel=channel.decode() if isinstance(channel, bytes) else channel,
+                    message=data.decode() if isinstance(data, bytes) else data,
+                )
+            )
+
+    async def _resubscribe_all(self) -> None:
+        channels = list(self._channels)
+        if channels:
+            await self._pubsub.subscribe(*channels)
+
+    async def _reconnect(self) -> None:
+        self.connected.clear()
+        delay = BACKOFF_START
+        while True:
+            try:
+                try:
+                    await self._pubsub.aclose()
+                except Exception:
+                    log.debug("closing the broken pubsub failed", exc_info=True)
+                self._pubsub = self._client.pubsub()  # type: ignore[union-attr]
+                await self._resubscribe_all()
+                await self._client.ping()  # type: ignore[union-attr]
+                break
+            except RECOVERABLE:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+        self.reconnects += 1
+        self.connected.set()
+        log.info("Redis pub/sub reconnected; telling subscribers to resync")
+        self._queue.put_nowait(Event(channel=RESYNC_CHANNEL, message=""))
