@@ -358,3 +358,19 @@ def connect_ws(app: Any) -> Any:
             yield WS(session)
 
     return connect
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A throwaway Redis for the session (or TEST_REDIS_URL, which fault tests cannot kill)."""
+    from tests.servers import RedisServer
+
+    given = os.environ.get("TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    server = RedisServer.create(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server
+    finally:
+        server.stop()
