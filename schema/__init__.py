@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from schema.events import Subscription
 from schema.extensions import MaskAndLogErrors
 from schema.mutation import Mutation
 from schema.query import Query
+from schema.scalars import DateTimeScalar
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30
@@ -40,7 +42,7 @@ def build_schema() -> Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map={datetime: DateTimeScalar}),
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),

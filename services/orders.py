@@ -459,9 +459,13 @@ async def transition_order(
 
     now = utcnow()
     if to_status is OrderStatus.COMPLETED:
+        # read the parts total before touching the order: a query after a change would
+        # autoflush it outside _flush (a second version bump, and a lost lock unmapped)
+        final_cost = order.final_cost
+        if final_cost is None:
+            final_cost = order.labour_cost + await parts_total(session, order.id)
         order.completed_at = now
-        if order.final_cost is None:
-            order.final_cost = order.labour_cost + await parts_total(session, order.id)
+        order.final_cost = final_cost
     order.status = to_status.value
     order.updated_at = now
     session.add(

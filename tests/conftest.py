@@ -288,7 +288,7 @@ class WS:
         await self.session.send_json(message)
 
     async def receive(self, timeout: float = 5.0) -> dict[str, Any]:
-        return await self.session.receive_json(timeout=timeout)  # type: ignore[no-any-return]
+        return await self.session.receive_json(timeout=timeout)
 
     async def init(self, token: str | None) -> dict[str, Any]:
         await self.send(
@@ -320,7 +320,7 @@ class WS:
             assert message.get("id") == op_id, message
             assert message["type"] == "next", message
             assert "errors" not in message["payload"], message["payload"]
-            return message["payload"]["data"]  # type: ignore[no-any-return]
+            return message["payload"]["data"]
 
     async def nothing_within(self, seconds: float) -> bool:
         """True if no message (other than keep-alive pings) arrives within `seconds`."""
@@ -340,12 +340,13 @@ def connect_ws(app: Any) -> Any:
     setup/teardown tasks)."""
     from contextlib import asynccontextmanager
 
-    from httpx_ws import aconnect_ws
+    from httpx_ws import AsyncWebSocketSession, aconnect_ws
     from httpx_ws.transport import ASGIWebSocketTransport
 
     @asynccontextmanager
     async def connect(headers: dict[str, str] | None = None) -> AsyncIterator[WS]:
         transport = ASGIWebSocketTransport(app)
+        session: AsyncWebSocketSession
         async with (
             httpx.AsyncClient(transport=transport, base_url="http://testserver") as http,
             aconnect_ws(
