@@ -27,6 +27,7 @@ from config import Settings
 from db.engine import Database
 from resolvers.auth import authenticate
 from resolvers.context import Context
+from resolvers.sharing import share_link_is_valid
 from schema import schema
 from subscriptions.realtime import Realtime
 
@@ -100,17 +101,23 @@ class GraphQLApp(GraphQL[Context, None]):
         self.realtime = realtime
 
     async def on_ws_connect(self, context: Context) -> Any:
-        """Staff sockets authenticate in `connection_init`: {"authorization": "Bearer <token>"}
-        (or {"token": "<token>"}); a socket without a valid token is closed (4403)."""
+        """Sockets authenticate in `connection_init`: staff with
+        {"authorization": "Bearer <token>"} (or {"token": "<token>"}), tracking pages with
+        {"shareToken": "<share-link token>"}. Anything else is closed (4403)."""
         params = context.connection_params or {}
         value = params.get("authorization") or params.get("Authorization") or ""
         if not value and params.get("token"):
             value = f"Bearer {params['token']}"
         if isinstance(value, str) and value:
             await authenticate(context, value)
-        if context.actor is None:
-            raise ConnectionRejectionError({"message": "A valid staff token is required."})
-        return {"viewer": context.actor.name}
+        if context.actor is not None:
+            return {"viewer": context.actor.name}
+        share_token = params.get("shareToken")
+        if isinstance(share_token, str) and await share_link_is_valid(context, share_token):
+            return {"viewer": "share-link"}
+        raise ConnectionRejectionError(
+            {"message": "A valid staff token or share link is required."}
+        )
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         client = request.client

@@ -36,6 +36,11 @@ class Account(Base):
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     country: Mapped[str] = mapped_column(String(2), default="US")
+    # what a new share link allows and for how long, unless the staff member says otherwise
+    share_default_permissions: Mapped[str] = mapped_column(
+        String(60), default="VIEW,APPROVE,COMMENT", server_default="VIEW,APPROVE,COMMENT"
+    )
+    share_default_validity_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
     # last per-account event sequence number (row lock = commit order of events)
     last_event_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -147,6 +152,9 @@ class ServiceOrder(Base):
     final_cost: Mapped[int | None] = mapped_column(BigInteger)
     warranty_days: Mapped[int] = mapped_column(Integer, default=0)
     assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    # the estimate the customer approved (minor units), and when
+    approved_amount: Mapped[int | None] = mapped_column(BigInteger)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     promised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
@@ -203,7 +211,11 @@ class StatusHistory(Base):
     from_status: Mapped[str | None] = mapped_column(String(32))
     to_status: Mapped[str] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)
+    # whether the customer sees the note on the tracking page
+    note_public: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    # set when the change came from a customer through a share link
+    share_link_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -253,3 +265,60 @@ class Notification(Base):
     account_seq: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ShareLink(Base):
+    """A customer's link to one order. The token is never stored: it is derived from
+    `nonce` with a keyed HMAC (SECRET_KEY), so the database alone does not reveal a usable
+    token, yet the shop can show the same link again."""
+
+    __tablename__ = "share_links"
+    __table_args__ = (Index("ix_share_links_order", "order_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    order_id: Mapped[int] = mapped_column(ForeignKey("service_orders.id", ondelete="CASCADE"))
+    nonce: Mapped[str] = mapped_column(String(32), unique=True)
+    permissions: Mapped[str] = mapped_column(String(60))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    view_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_viewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_access_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OrderComment(Base):
+    """A message on an order visible to the customer: from the customer (through a share
+    link) or from staff (`serviceOrderComment`). Internal notes are a separate table."""
+
+    __tablename__ = "order_comments"
+    __table_args__ = (Index("ix_order_comments_order", "order_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    order_id: Mapped[int] = mapped_column(ForeignKey("service_orders.id", ondelete="CASCADE"))
+    author_kind: Mapped[str] = mapped_column(String(20))  # CUSTOMER or STAFF
+    staff_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    share_link_id: Mapped[int | None] = mapped_column(ForeignKey("share_links.id"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Rating(Base):
+    __tablename__ = "ratings"
+    __table_args__ = (
+        CheckConstraint("stars BETWEEN 1 AND 5", name="stars_range"),
+        Index("ix_ratings_account", "account_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    order_id: Mapped[int] = mapped_column(
+        ForeignKey("service_orders.id", ondelete="CASCADE"), unique=True
+    )
+    share_link_id: Mapped[int | None] = mapped_column(ForeignKey("share_links.id"))
+    stars: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -16,12 +16,14 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 
 from schema.events import Subscription
 from schema.extensions import MaskAndLogErrors
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import DateTimeScalar
+from schema.sharing import SharingMutation, SharingQuery, SharingSubscription
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30
@@ -39,9 +41,9 @@ class Schema(strawberry.Schema):
 
 def build_schema() -> Schema:
     return Schema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
+        query=merge_types("Query", (Query, SharingQuery)),
+        mutation=merge_types("Mutation", (Mutation, SharingMutation)),
+        subscription=merge_types("Subscription", (Subscription, SharingSubscription)),
         config=StrawberryConfig(auto_camel_case=True, scalar_map={datetime: DateTimeScalar}),
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),

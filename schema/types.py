@@ -25,6 +25,7 @@ from services.statuses import OrderStatus as _OrderStatus
 
 if TYPE_CHECKING:
     from schema.events import OrderEventConnection
+    from schema.sharing import ShareLink
 
 CtxInfo = Info[Context, None]
 
@@ -98,6 +99,8 @@ class Account(Node):
     time_zone: str
     currency: str
     country: str
+    share_default_validity_days: int
+    share_default_permissions: list[str]
 
     @classmethod
     def from_model(cls, m: models.Account) -> Account:
@@ -111,6 +114,8 @@ class Account(Node):
             time_zone=m.time_zone,
             currency=m.currency,
             country=m.country,
+            share_default_validity_days=m.share_default_validity_days,
+            share_default_permissions=[p for p in m.share_default_permissions.split(",") if p],
         )
 
 
@@ -388,6 +393,14 @@ class ServiceOrder(Node):
 
         records = await event_resolvers.order_events(info.context, self._m.id, after, first)
         return OrderEventConnection.build(records, first, per_order=True, after=after)
+
+    @strawberry.field(description="The order's share links, newest first (active and past).")
+    async def share_links(
+        self, info: CtxInfo
+    ) -> list[Annotated[ShareLink, strawberry.lazy("schema.sharing")]]:
+        from schema.sharing import order_share_links
+
+        return await order_share_links(info, self)
 
     @strawberry.field(description="Other orders of this shop for the same IMEI or serial number.")
     async def device_history(self, info: CtxInfo) -> list[ServiceOrder]:

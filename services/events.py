@@ -40,9 +40,27 @@ class EventType(enum.Enum):
     PART_REMOVED = "PART_REMOVED"
     ASSIGNED = "ASSIGNED"
     NOTE_ADDED = "NOTE_ADDED"
+    ESTIMATE_APPROVED = "ESTIMATE_APPROVED"
+    ESTIMATE_REJECTED = "ESTIMATE_REJECTED"
+    COMMENT_ADDED = "COMMENT_ADDED"
+    RATED = "RATED"
+    SHARE_LINK_CREATED = "SHARE_LINK_CREATED"
+    SHARE_LINK_REVOKED = "SHARE_LINK_REVOKED"
 
 
-STAFF_ONLY = frozenset({EventType.ORDER_UPDATED, EventType.ASSIGNED, EventType.NOTE_ADDED})
+STAFF_ONLY = frozenset(
+    {
+        EventType.ORDER_UPDATED,
+        EventType.ASSIGNED,
+        EventType.NOTE_ADDED,
+        EventType.SHARE_LINK_CREATED,
+        EventType.SHARE_LINK_REVOKED,
+    }
+)
+# customer actions that need staff attention (with new orders, status changes, assignments)
+CUSTOMER_ACTIONS = frozenset(
+    {EventType.ESTIMATE_APPROVED, EventType.ESTIMATE_REJECTED, EventType.RATED}
+)
 
 
 class ActorKind(enum.Enum):
@@ -131,17 +149,24 @@ def pending(session: AsyncSession) -> list[EventRecord]:
 
 async def _recipients(
     session: AsyncSession,
-    actor: Actor,
+    actor: Actor | None,
     order: ServiceOrder,
     type_: EventType,
     payload: dict[str, Any],
 ) -> list[int]:
-    """Who is notified: new orders -> all active staff; status changes -> the assignee, the
-    order's creator and owners/managers; assignment -> the new assignee. Never the actor."""
+    """Who is notified: new orders -> all active staff; status changes, customer approvals,
+    rejections, comments and ratings -> the assignee, the order's creator and
+    owners/managers; assignment -> the new assignee. Never the staff member who acted."""
+    actor_id = actor.user_id if actor is not None else None
     if type_ is EventType.ASSIGNED:
         target = payload.get("assignee_id")
-        return [target] if target and target != actor.user_id else []
-    if type_ not in (EventType.ORDER_CREATED, EventType.STATUS_CHANGED):
+        return [target] if target and target != actor_id else []
+    customer_comment = type_ is EventType.COMMENT_ADDED and actor is None
+    if not (
+        type_ in (EventType.ORDER_CREATED, EventType.STATUS_CHANGED)
+        or type_ in CUSTOMER_ACTIONS
+        or customer_comment
+    ):
         return []
     rows = (
         await session.execute(
@@ -156,18 +181,18 @@ async def _recipients(
         leads = {Role.OWNER.value, Role.MANAGER.value}
         interested = {order.assigned_to_id, order.created_by_id}
         ids = [uid for uid, role in rows if role in leads or uid in interested]
-    return sorted(uid for uid in ids if uid != actor.user_id)
+    return sorted(uid for uid in ids if uid != actor_id)
 
 
 async def record(
     session: AsyncSession,
     *,
-    actor: Actor,
+    actor: Actor | None,
     order: ServiceOrder,
     type: EventType,
     payload: dict[str, Any],
-    actor_kind: ActorKind = ActorKind.STAFF,
 ) -> EventRecord:
+    """`actor` None means the customer, acting through a share link."""
     orders_t = cast(Table, ServiceOrder.__table__)
     accounts_t = cast(Table, Account.__table__)
     order_seq = await session.scalar(
@@ -191,9 +216,9 @@ async def record(
         account_seq=account_seq,
         type=type.value,
         staff_only=type in STAFF_ONLY,
-        actor_kind=actor_kind.value,
-        actor_id=actor.user_id if actor_kind is ActorKind.STAFF else None,
-        actor_name=actor.name or None,
+        actor_kind=(ActorKind.STAFF if actor is not None else ActorKind.SHARE_LINK).value,
+        actor_id=actor.user_id if actor is not None else None,
+        actor_name=(actor.name or None) if actor is not None else "Customer",
         payload={"number": order.number, "status": order.status, **payload},
         created_at=utcnow(),
     )

@@ -284,6 +284,10 @@ async def create_order(
         )
     )
     await session.flush()
+    # every order gets a share link at once (services.sharing imports this module)
+    from services.sharing import create_default_link
+
+    await create_default_link(session, actor=actor, order=order)
     device_label = " ".join(p for p in (order.device_brand, order.device_model) if p)
     await record(
         session,

@@ -13,6 +13,7 @@ holds a `StreamAccess`, checked before every event it sends:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -86,10 +87,8 @@ class AccessRegistry:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     def register(self, access: StreamAccess) -> None:
         for key in access.keys:

@@ -45,7 +45,7 @@ class BoundedSubscriber:
         self.queue = queue
         self.overflows = 0
 
-    async def get(self, timeout: float | None = None) -> Item | None:
+    async def get(self, timeout: float | None = None) -> Item | None:  # noqa: ASYNC109
         """The next item, or None after `timeout` seconds without one."""
         if timeout is None:
             return await self.queue.get()

@@ -95,6 +95,38 @@ class Realtime:
         )
         return resumable(self.bus, spec, after=after, access=access, registry=self.access)
 
+    def tracking_events(
+        self,
+        *,
+        db: Database,
+        account_id: int,
+        order_id: int,
+        access: StreamAccess,
+        after: int | None,
+    ) -> AsyncIterator[EventRecord]:
+        """A share-link holder's stream: the order's events without the staff-only ones."""
+
+        async def replay(after_seq: int, limit: int) -> list[EventRecord]:
+            async with db.read_session() as session:
+                return await event_service.order_events(
+                    session, account_id=account_id, order_id=order_id, after=after_seq, limit=limit
+                )
+
+        async def current() -> int:
+            async with db.read_session() as session:
+                return await event_service.last_order_seq(
+                    session, account_id=account_id, order_id=order_id
+                )
+
+        spec = StreamSpec(
+            channel=order_channel(order_id),
+            seq=lambda e: e.order_seq,
+            replay=replay,
+            current=current,
+            accept=lambda e: not e.staff_only,
+        )
+        return resumable(self.bus, spec, after=after, access=access, registry=self.access)
+
     def staff_notifications(
         self, *, actor: Actor, access: StreamAccess, after: int | None
     ) -> AsyncIterator[EventRecord]:

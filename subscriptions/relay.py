@@ -14,6 +14,7 @@ Publishing an event twice is harmless to clients: streams de-duplicate by sequen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Iterable
@@ -59,10 +60,8 @@ class Publisher:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
         await self._flush_marks()
 
     async def _send(self, event: EventRecord) -> None:
