@@ -448,7 +448,8 @@ class SharingQuery:
 class SharingMutation:
     @strawberry.mutation(
         permission_classes=STAFF,
-        description="Share an order: reuses a valid link with the same permissions, else makes one.",
+        description="Share an order: reuses a valid link with the same permissions, "
+        "else makes one.",
     )
     async def share_link_create(
         self, info: CtxInfo, input: ShareLinkCreateInput
