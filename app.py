@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -16,7 +18,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -38,6 +41,34 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 log = logging.getLogger("service_orders")
 
 
+WEB = Path(__file__).resolve().parent / "web"
+PAGE_HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+}
+_TOKEN_PATH = re.compile(r"/t/[^/?\s\"]+")
+
+
+class RedactTokens(logging.Filter):
+    """Share-link tokens never reach the logs: /t/<token> becomes /t/<redacted>."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_PATH.sub("/t/<redacted>", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _TOKEN_PATH.sub("/t/<redacted>", record.msg)
+        return True
+
+
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
@@ -54,6 +85,10 @@ def configure_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
 
 
 class RequestIdMiddleware:
@@ -153,6 +188,12 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     async def home(_: Request) -> Response:
         return RedirectResponse("/graphql")
 
+    page = (WEB / "track.html").read_bytes()
+
+    async def tracking_page(_: Request) -> Response:
+        # the same page for every token: the script reads it from the address
+        return Response(page, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await realtime.start()
@@ -179,6 +220,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         routes=[
             Route("/", home),
             Route("/healthz", health),
+            Route("/t/{token}", tracking_page),
+            Mount("/static", StaticFiles(directory=WEB), name="static"),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql_app),
         ],

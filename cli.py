@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import os
 import sys
@@ -82,18 +83,28 @@ def cmd_create_account(args: argparse.Namespace) -> int:
 
 
 def _load_demo(settings: Settings) -> Any:
-    from services.demo import load_demo
+    from services.demo import featured_link, load_demo
+    from services.sharing import url_for
 
-    return _with_db(settings, load_demo)
+    async def work(session: Any) -> Any:
+        shop = await load_demo(session)
+        link = await featured_link(session, shop.account_id)
+        url = url_for(link, settings.secret_key, settings.public_base_url) if link else None
+        return shop, url
+
+    return _with_db(settings, work)
 
 
-def _print_demo(settings: Settings, shop: Any) -> None:
+def _print_demo(settings: Settings, loaded: Any) -> None:
     from services.demo import DEMO_PASSWORD
 
+    shop, tracking_url = loaded
     state = "loaded" if shop.created else "already present"
     print(f"demo shop {state}. Log in with any of (password {DEMO_PASSWORD!r}):")
     for email, role in shop.logins.items():
         print(f"  {email:<22} {role}")
+    if tracking_url:
+        print(f"A customer's tracking page (estimate awaiting approval): {tracking_url}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -112,6 +123,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app import configure_logging, create_app
 
     settings = _settings()
+    if "PUBLIC_BASE_URL" not in os.environ:
+        # links printed and shared point at this server unless told otherwise
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
+        settings = dataclasses.replace(settings, public_base_url=f"http://{host}:{args.port}")
+        os.environ["PUBLIC_BASE_URL"] = settings.public_base_url  # for --workers processes
     configure_logging(settings.log_level)
     if args.demo:
         from db.migrate import upgrade

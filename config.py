@@ -65,8 +65,12 @@ class Settings:
 
         database_url = _database_url(get("DATABASE_URL") or cls.database_url)
         redis_url = (get("REDIS_URL") or "").strip() or None
-        if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss"):
-            raise ConfigError(f"REDIS_URL must start with redis:// or rediss://, got {redis_url!r}")
+        redis_scheme = urlsplit(redis_url).scheme if redis_url is not None else "redis"
+        if redis_scheme not in ("redis", "rediss"):
+            # the scheme only: the URL may carry a password
+            raise ConfigError(
+                f"REDIS_URL must start with redis:// or rediss://, got scheme {redis_scheme!r}"
+            )
 
         secret_key = (get("SECRET_KEY") or "").strip()
         if not secret_key:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.base import utcnow
-from db.models import StaffUser
+from db.models import ServiceOrder, ShareLink, StaffUser
 from services import auth, orders
 from services.clients import ClientData
 from services.orders import DeviceData
@@ -63,6 +63,7 @@ DEVICES = [
     ("Nintendo", "Switch OLED", "Joy-Con drift", None, "XTW70012345678"),
 ]
 
+# one per device above: (diagnosis, estimate, labour, parts)
 DIAGNOSES = [
     (
         "Display assembly cracked; digitizer damaged.",
@@ -83,6 +84,21 @@ DIAGNOSES = [
         "69.00",
         "35.00",
         [("Fan", 1, "24.00"), ("Thermal paste", 1, "10.00")],
+    ),
+    ("Display cable unseated after a knock.", "89.00", "60.00", [("Display cable", 1, "29.00")]),
+    ("Digitizer fault in the lower-left corner.", "159.00", "45.00", [("Digitizer", 1, "114.00")]),
+    ("Earpiece speaker membrane torn.", "49.00", "25.00", [("Speaker module", 1, "24.00")]),
+    (
+        "Failing SSD; Windows image corrupted.",
+        "139.00",
+        "50.00",
+        [("SSD 512 GB", 1, "69.00"), ("Windows reinstall", 1, "20.00")],
+    ),
+    (
+        "Worn analog stick sensors in both Joy-Con.",
+        "59.00",
+        "25.00",
+        [("Analog stick", 2, "17.00")],
     ),
 ]
 
@@ -171,7 +187,7 @@ async def load_demo(session: AsyncSession) -> DemoShop:
         order = result.order
         path = PATHS[final]
         if S.AWAITING_APPROVAL in path or final is S.REPAIRING:
-            diagnosis, estimate, labour, parts = DIAGNOSES[index % len(DIAGNOSES)]
+            diagnosis, estimate, labour, parts = DIAGNOSES[index % len(DEVICES)]
             await orders.set_diagnosis(
                 session=session,
                 actor=tech,
@@ -211,3 +227,19 @@ async def load_demo(session: AsyncSession) -> DemoShop:
                 body="Regular customer: offer 10% off the next repair.",
             )
     return DemoShop(account_id=account.id, logins=logins, created=True)
+
+
+async def featured_link(session: AsyncSession, account_id: int) -> ShareLink | None:
+    """An active share link of a demo order whose estimate awaits the customer's decision."""
+    return await session.scalar(
+        select(ShareLink)
+        .join(ServiceOrder, ServiceOrder.id == ShareLink.order_id)
+        .where(
+            ShareLink.account_id == account_id,
+            ServiceOrder.status == S.AWAITING_APPROVAL.value,
+            ShareLink.revoked_at.is_(None),
+            ShareLink.expires_at > utcnow(),
+        )
+        .order_by(ServiceOrder.id)
+        .limit(1)
+    )
