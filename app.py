@@ -128,8 +128,6 @@ class GraphQLApp(GraphQL[Context, None]):
             allowed_origins=settings.allowed_origins,
             connection_init_wait_timeout=WS_INIT_TIMEOUT,
             max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_SOCKET,
-            keep_alive=True,
-            keep_alive_interval=20,
         )
         self.database = database
         self.settings = settings

@@ -123,7 +123,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app import configure_logging, create_app
 
     settings = _settings()
-    if "PUBLIC_BASE_URL" not in os.environ:
+    if not settings.public_base_url_set:
         # links printed and shared point at this server unless told otherwise
         host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
         settings = dataclasses.replace(settings, public_base_url=f"http://{host}:{args.port}")

@@ -6,7 +6,6 @@ that names the variable. See the configuration table in README.md.
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from dotenv import dotenv_values
 
 DEV_SECRET_FILE = ".service-orders-secret"
 ENVIRONMENTS = ("development", "production", "test")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")  # the ones uvicorn accepts too
 
 
 class ConfigError(Exception):
@@ -32,6 +32,7 @@ class Settings:
     secret_key: str = field(default="", repr=False)
     allowed_origins: tuple[str, ...] = ()
     public_base_url: str = "http://127.0.0.1:8000"
+    public_base_url_set: bool = False  # PUBLIC_BASE_URL was given (environment or .env)
     log_level: str = "INFO"
     token_ttl_hours: int = 24
     db_pool_size: int = 10
@@ -98,8 +99,10 @@ class Settings:
             raise ConfigError(f"PUBLIC_BASE_URL must be an http(s) URL, got {public_base_url!r}")
 
         log_level = (get("LOG_LEVEL") or "INFO").strip().upper()
-        if log_level not in logging.getLevelNamesMapping():
-            raise ConfigError(f"LOG_LEVEL must be a logging level name, got {log_level!r}")
+        if log_level not in LOG_LEVELS:
+            raise ConfigError(
+                f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}"
+            )
 
         return cls(
             environment=environment,
@@ -108,6 +111,7 @@ class Settings:
             secret_key=secret_key,
             allowed_origins=origins,
             public_base_url=public_base_url,
+            public_base_url_set=bool((get("PUBLIC_BASE_URL") or "").strip()),
             log_level=log_level,
             token_ttl_hours=_positive_int(get, "TOKEN_TTL_HOURS", cls.token_ttl_hours),
             db_pool_size=_positive_int(get, "DB_POOL_SIZE", cls.db_pool_size),

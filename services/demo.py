@@ -18,7 +18,6 @@ from db.models import ServiceOrder, ShareLink, StaffUser
 from services import auth, orders
 from services.clients import ClientData
 from services.orders import DeviceData
-from services.policy import Actor
 from services.roles import Role
 from services.statuses import OrderStatus as S
 
@@ -153,14 +152,7 @@ async def load_demo(session: AsyncSession) -> DemoShop:
             role=role,
             password=DEMO_PASSWORD,
         )
-        actors[role] = Actor(
-            user_id=user.id,
-            account_id=account.id,
-            role=role,
-            currency=account.currency,
-            time_zone=account.time_zone,
-            country=account.country,
-        )
+        actors[role] = auth.actor_for(user, account)
     tech, desk, manager = actors[Role.TECHNICIAN], actors[Role.FRONT_DESK], actors[Role.MANAGER]
 
     rng = random.Random(42)  # noqa: S311 - demo data, not security

@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -178,6 +178,11 @@ async def _flush(session: AsyncSession, expected_version: int | None) -> None:
         raise RetryableConflict() from None
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    """Times are stored and answered in UTC, whatever offset the client sent."""
+    return value.astimezone(UTC) if value is not None else None
+
+
 def _touch(order: ServiceOrder) -> None:
     order.updated_at = utcnow()
 
@@ -254,7 +259,7 @@ async def create_order(
         number=number,
         client_id=client_row.id,
         status=statuses.INITIAL_STATUS.value,
-        promised_at=promised_at,
+        promised_at=_utc(promised_at),
         assigned_to_id=assigned_to_id,
         created_by_id=actor.user_id,
         idempotency_key=key,
@@ -340,7 +345,7 @@ async def update_order(
     for key, value in device_values.items():
         setattr(order, DEVICE_COLUMNS[key], value)
     if changes and "promised_at" in changes:
-        order.promised_at = changes["promised_at"]
+        order.promised_at = _utc(changes["promised_at"])
     _touch(order)
     await _flush(session, expected_version)
     fields = [f"device.{_camel(k)}" for k in device_values]

@@ -1,7 +1,7 @@
 """The service-order status machine: statuses, the transition table, guards, who may move.
 
-This module is the single source of truth; the README's table and diagram are printed from
-it (see ``tests/services/test_statuses.py``, which fails when they drift).
+This module is the single source of truth; the README's tables were generated from it and
+``tests/services/test_statuses.py`` pins the table against the issue's specification.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 initdb and pg_ctl refuse to run as root; as root we run them inside a user namespace that
 maps our uid to the `postgres` user's (util-linux `unshare --map-user`). Pass
 TEST_DATABASE_URL to use an existing server instead (a database per test session is
-created on it and dropped afterwards).
+created on it, replacing a leftover one of the same name).
 """
 
 from __future__ import annotations
