@@ -387,7 +387,7 @@ class TrackingRateInput:
 class ShareLinkCreatePayload:
     share_link: ShareLink | None
     reused: bool = strawberry.field(
-        description="true when a valid link with these permissions existed"
+        description="true when a valid link with these permissions and validity existed"
     )
     user_errors: list[UserError]
 
@@ -448,8 +448,8 @@ class SharingQuery:
 class SharingMutation:
     @strawberry.mutation(
         permission_classes=STAFF,
-        description="Share an order: reuses a valid link with the same permissions, "
-        "else makes one.",
+        description="Share an order: reuses a valid link with the same permissions and "
+        "validity, else makes one.",
     )
     async def share_link_create(
         self, info: CtxInfo, input: ShareLinkCreateInput

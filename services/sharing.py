@@ -172,7 +172,8 @@ async def create_link(
     permissions: set[Permission] | None,
     validity_days: int | None,
 ) -> LinkResult:
-    """Share an order again: reuse a valid link with the same permissions, else make one."""
+    """Share an order again: reuse a valid link with the same permissions and validity,
+    else make one (a longer validity asked for is never answered with a shorter link)."""
     require(actor, Action.ORDER_UPDATE)
     order = await get_order(session, actor, order_id)
     account = await session.get(Account, actor.account_id)
@@ -186,7 +187,7 @@ async def create_link(
     )
     wanted = encode_permissions(perms)
     now = utcnow()
-    existing = await session.scalar(
+    candidates = await session.scalars(
         select(ShareLink)
         .where(
             ShareLink.order_id == order.id,
@@ -195,7 +196,10 @@ async def create_link(
             ShareLink.expires_at > now,
         )
         .order_by(ShareLink.expires_at.desc())
-        .limit(1)
+    )
+    existing = next(
+        (c for c in candidates if round((c.expires_at - c.created_at) / timedelta(days=1)) == days),
+        None,
     )
     if existing is not None:
         return LinkResult(existing, reused=True)
