@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from graphql import GraphQLError
@@ -197,13 +198,22 @@ async def record_view(ctx: Context, token: str) -> tuple[Any, list[DomainError]]
 
 
 async def decide(
-    ctx: Context, token: str, decision: Decision, reason: str | None
+    ctx: Context,
+    token: str,
+    decision: Decision,
+    reason: str | None,
+    expected_estimate: Decimal | None = None,
 ) -> tuple[Any, list[DomainError]]:
     return await _holder_write(
         ctx,
         token,
         lambda session: sharing.decide(
-            session=session, token=token, secret=_secret(ctx), decision=decision, reason=reason
+            session=session,
+            token=token,
+            secret=_secret(ctx),
+            decision=decision,
+            reason=reason,
+            expected_estimate=expected_estimate,
         ),
     )
 

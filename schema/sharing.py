@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
+from decimal import Decimal
 
 import strawberry
 from strawberry.permission import BasePermission
@@ -365,6 +366,16 @@ class TrackingTokenInput:
 
 
 @strawberry.input
+class TrackingApproveInput:
+    token: str
+    expected_estimate: Decimal | None = strawberry.field(
+        default=None,
+        description="The estimate the customer was shown; if it changed since, the approval "
+        "is refused with ESTIMATE_CHANGED.",
+    )
+
+
+@strawberry.input
 class TrackingRejectInput:
     token: str
     reason: str | None = None
@@ -520,8 +531,10 @@ class SharingMutation:
         )
 
     @strawberry.mutation(description="Public: approve the estimate (APPROVE permission).")
-    async def tracking_approve(self, info: CtxInfo, input: TrackingTokenInput) -> TrackingPayload:
-        _, errors = await share_resolvers.decide(info.context, input.token, Decision.APPROVE, None)
+    async def tracking_approve(self, info: CtxInfo, input: TrackingApproveInput) -> TrackingPayload:
+        _, errors = await share_resolvers.decide(
+            info.context, input.token, Decision.APPROVE, None, input.expected_estimate
+        )
         return TrackingPayload(
             tracking=await _tracking_after(info, input.token, errors),
             user_errors=UserError.list(errors),

@@ -16,6 +16,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from urllib.parse import quote
 
 from sqlalchemy import func, select, update
@@ -178,7 +179,11 @@ async def create_link(
     order = await get_order(session, actor, order_id)
     account = await session.get(Account, actor.account_id)
     assert account is not None
-    perms = permissions if permissions else decode_permissions(account.share_default_permissions)
+    perms = (
+        permissions
+        if permissions is not None
+        else decode_permissions(account.share_default_permissions)
+    )
     if not perms:
         raise DomainError(ErrorCode.INVALID_INPUT, "Give at least one permission.", ["permissions"])
     days = _check_validity(
@@ -502,10 +507,18 @@ class DecisionResult:
 
 
 async def decide(
-    *, session: AsyncSession, token: str, secret: str, decision: Decision, reason: str | None = None
+    *,
+    session: AsyncSession,
+    token: str,
+    secret: str,
+    decision: Decision,
+    reason: str | None = None,
+    expected_estimate: Decimal | None = None,
 ) -> DecisionResult:
     """Approve or reject the estimate. Exactly one decision wins a race (optimistic lock on
-    the order); the same decision repeated is idempotent; the other one gets ALREADY_DECIDED."""
+    the order); the same decision repeated is idempotent; the other one gets ALREADY_DECIDED.
+    With `expected_estimate` (the amount the customer saw) a changed estimate is refused
+    with ESTIMATE_CHANGED instead of approving an amount the customer never saw."""
     access = await resolve(session, token=token, secret=secret, for_update=True)
     _require_permission(access, Permission.APPROVE)
     order = access.order
@@ -529,6 +542,16 @@ async def decide(
     clean_reason = text(reason, errors, ["reason"], max_len=MAX_COMMENT, label="Reason")
     errors.raise_if_any()
     amount = order.estimated_cost or 0
+    if expected_estimate is not None:
+        seen = money.to_minor(expected_estimate, access.account.currency, ["expectedEstimate"])
+        if seen != amount:
+            now_shown = money.to_decimal(amount, access.account.currency)
+            raise DomainError(
+                ErrorCode.ESTIMATE_CHANGED,
+                f"The estimate changed to {now_shown} {access.account.currency} since you "
+                "opened the page. Please review it again.",
+                ["expectedEstimate"],
+            )
     shown = f"{money.to_decimal(amount, access.account.currency)} {access.account.currency}"
     if decision is Decision.APPROVE:
         note = f"Estimate of {shown} approved via share link."

@@ -304,6 +304,47 @@ async def test_decisions_need_an_estimate_waiting_and_the_permission(
     assert (await api.mutate(APPROVE, {"t": waiting.token}))["userErrors"] == []
 
 
+async def test_approval_is_tied_to_the_estimate_the_customer_saw(
+    api: GraphQLClient, shop: Shop, db: Database, settings: Settings
+) -> None:
+    """The page sends the estimate it showed; staff changed it meanwhile: refused, nothing
+    written; with the current amount the approval goes through."""
+    order = await make_order(db, shop, settings, "AWAITING_APPROVAL")
+    approve_seen = f"""
+    mutation($t: String!, $seen: Decimal) {{
+      trackingApprove(input: {{token: $t, expectedEstimate: $seen}}) {{
+        tracking {{ {VIEW} }} userErrors {{ field message code }}
+      }}
+    }}"""
+    set_estimate = """
+    mutation($id: ID!) {
+      serviceOrderSetDiagnosis(input: {id: $id, estimatedCost: "79.90"}) { userErrors { code } }
+    }"""
+    changed = await api.as_(shop.tokens["TECHNICIAN"]).mutate(set_estimate, {"id": order.gid})
+    assert changed["userErrors"] == []
+    stale = await api.mutate(approve_seen, {"t": order.token, "seen": "59.90"})
+    assert stale["tracking"] is None
+    assert stale["userErrors"] == [
+        {
+            "field": ["expectedEstimate"],
+            "message": "The estimate changed to 79.90 EUR since you opened the page. "
+            "Please review it again.",
+            "code": "ESTIMATE_CHANGED",
+        }
+    ]
+    state = await decisions(db, order)
+    assert (state.status, state.approved_amount, state.history, state.events) == (
+        "AWAITING_APPROVAL",
+        None,
+        [],
+        [],
+    )
+    fresh = await api.mutate(approve_seen, {"t": order.token, "seen": "79.90"})
+    assert fresh["userErrors"] == []
+    assert fresh["tracking"]["approvedAmount"] == {"amount": "79.90", "currency": "EUR"}
+    assert (await decisions(db, order)).approved_amount == 7990
+
+
 async def test_double_tap_approves_once(
     api: GraphQLClient, shop: Shop, db: Database, settings: Settings
 ) -> None:

@@ -616,3 +616,23 @@ async def test_expired_and_unknown_links(
         error = await tracking_error(api, token)
         assert error["extensions"]["code"] == "NOT_FOUND"
         assert error["message"] == "This tracking link does not exist."
+
+
+async def test_a_link_needs_at_least_one_permission(
+    api: GraphQLClient, shop: Shop, db: Database
+) -> None:
+    _, created = await create_order_api(api, shop)
+    before = await count(db, ShareLink)
+    payload = await api.as_(shop.tokens["FRONT_DESK"]).mutate(
+        """mutation($id: ID!) {
+          shareLinkCreate(input: {orderId: $id, permissions: []}) {
+            shareLink { id } userErrors { field code }
+          }
+        }""",
+        {"id": created["id"]},
+    )
+    assert payload == {
+        "shareLink": None,
+        "userErrors": [{"field": ["permissions"], "code": "INVALID_INPUT"}],
+    }
+    assert await count(db, ShareLink) == before
