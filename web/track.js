@@ -29,6 +29,8 @@ let socket = null;
 let stopped = false;
 let retryDelay = 1000;
 let reloadTimer = null;
+let retryTimer = null;
+let attempt = 0;
 let lastStatus = null;
 
 async function gql(query, variables) {
@@ -91,6 +93,7 @@ function render(t) {
 
   const estimate = t.estimate || t.approvedAmount;
   show("estimate-card", !!estimate);
+  $("estimate-card").classList.toggle("highlight", t.link.canApprove);  // only while a decision is due
   text("estimate-amount", money(estimate));
   show("decision", t.link.canApprove);
   show("approved-line", !!t.approvedAmount);
@@ -209,11 +212,34 @@ function connect() {
       load();
       return;
     }
-    setLive("off", "Reconnecting…");
-    setTimeout(async () => { if (await load()) connect(); }, retryDelay);
-    retryDelay = Math.min(retryDelay * 2, 30000);
+    reconnectLater();
   };
 }
+
+// Reload the view, then follow again from its lastSequence. While the network is down the
+// reload fails: try again later (backing off), and at once when the browser is back online.
+function reconnectLater(delay = retryDelay) {
+  if (stopped) return;
+  setLive("off", "Reconnecting…");
+  clearTimeout(retryTimer);
+  const mine = ++attempt;
+  retryTimer = setTimeout(async () => {
+    let loaded;
+    try {
+      loaded = await load();
+    } catch {
+      loaded = null;
+    }
+    if (mine !== attempt) return;  // a newer attempt took over
+    if (loaded === null) reconnectLater();
+    else if (loaded) connect();
+  }, delay);
+  retryDelay = Math.min(retryDelay * 2, 30000);
+}
+
+window.addEventListener("online", () => {
+  if (socket && (socket.readyState === WebSocket.CLOSING || socket.readyState === WebSocket.CLOSED)) reconnectLater(0);
+});
 
 async function act(mutation, variables, button) {
   const error = $("form-error");
