@@ -68,6 +68,7 @@ class ServiceOrderStatusInfo:
     label: str
     color: str
     description: str
+    customer_description: str = strawberry.field(description="The same, addressed to the customer.")
     is_closed: bool
     next_statuses: list[ServiceOrderStatus] = strawberry.field(
         description="Statuses the table allows from this one (roles and guards aside)."
@@ -81,6 +82,7 @@ class ServiceOrderStatusInfo:
             label=info.label,
             color=info.color,
             description=info.description,
+            customer_description=info.customer_description,
             is_closed=not TRANSITIONS[status],
             next_statuses=list(TRANSITIONS[status]),
         )

@@ -35,6 +35,7 @@ class StatusInfo:
     label: str
     color: str
     description: str
+    customer_description: str
 
 
 STATUS_INFO: dict[OrderStatus, StatusInfo] = {
@@ -45,41 +46,78 @@ STATUS_INFO: dict[OrderStatus, StatusInfo] = {
             "Pending",
             "gray",
             "Received at the counter, not yet queued for a technician.",
+            "We have received your device.",
         ),
         StatusInfo(
             S.AWAITING_DIAGNOSIS,
             "Awaiting diagnosis",
             "yellow",
             "Queued for a technician to examine.",
+            "Your device is in the queue for a technician.",
         ),
         StatusInfo(
-            S.DIAGNOSING, "Diagnosing", "blue", "A technician is finding out what is wrong."
+            S.DIAGNOSING,
+            "Diagnosing",
+            "blue",
+            "A technician is finding out what is wrong.",
+            "A technician is examining your device.",
         ),
         StatusInfo(
             S.AWAITING_APPROVAL,
             "Awaiting approval",
             "orange",
             "The estimate was sent; waiting for the customer's decision.",
+            "We sent you an estimate: please approve or reject it.",
         ),
         StatusInfo(
             S.APPROVED,
             "Approved",
             "green",
             "The customer approved the estimate; the repair is scheduled.",
+            "Thank you for approving the estimate. The repair is scheduled.",
         ),
         StatusInfo(
             S.REJECTED,
             "Rejected",
             "red",
             "The customer declined the estimate; the device is returned unrepaired.",
+            "You declined the estimate. You can collect your device unrepaired.",
         ),
-        StatusInfo(S.REPAIRING, "Repairing", "indigo", "The repair is in progress."),
-        StatusInfo(S.TESTING, "Testing", "purple", "The repair is done and being checked."),
-        StatusInfo(S.READY, "Ready for pickup", "teal", "The device is ready to be collected."),
         StatusInfo(
-            S.COMPLETED, "Completed", "green", "The device was handed back to the customer."
+            S.REPAIRING,
+            "Repairing",
+            "indigo",
+            "The repair is in progress.",
+            "Your device is being repaired.",
         ),
-        StatusInfo(S.CANCELLED, "Cancelled", "red", "The job was cancelled."),
+        StatusInfo(
+            S.TESTING,
+            "Testing",
+            "purple",
+            "The repair is done and being checked.",
+            "The repair is done; we are testing your device.",
+        ),
+        StatusInfo(
+            S.READY,
+            "Ready for pickup",
+            "teal",
+            "The device is ready to be collected.",
+            "Your device is ready for pickup.",
+        ),
+        StatusInfo(
+            S.COMPLETED,
+            "Completed",
+            "green",
+            "The device was handed back to the customer.",
+            "You collected your device. Thank you!",
+        ),
+        StatusInfo(
+            S.CANCELLED,
+            "Cancelled",
+            "red",
+            "The job was cancelled.",
+            "This repair was cancelled.",
+        ),
     )
 }
 

@@ -6,7 +6,7 @@ const token = decodeURIComponent(location.pathname.split("/").filter(Boolean).po
 const $ = (id) => document.getElementById(id);
 
 const VIEW = `query Tracking($t: String!) { tracking(token: $t) {
-  number status statusInfo { label color description }
+  number status statusInfo { label color customerDescription }
   device { brand model imei serialNumber } problemReported diagnosis
   estimate { amount currency } approvedAmount { amount currency }
   parts { name quantity lineTotal { amount currency } }
@@ -32,6 +32,7 @@ let reloadTimer = null;
 let retryTimer = null;
 let attempt = 0;
 let lastStatus = null;
+let shownEstimate = null;
 
 async function gql(query, variables) {
   const response = await fetch("/graphql", {
@@ -80,7 +81,7 @@ function render(t) {
   const badge = $("status-badge");
   badge.textContent = t.statusInfo.label;
   badge.style.background = `var(--${t.statusInfo.color})`;
-  text("status-description", t.statusInfo.description);
+  text("status-description", t.statusInfo.customerDescription);
   if (lastStatus && lastStatus !== t.status) text("announce", `Status changed: ${t.statusInfo.label}`);
   lastStatus = t.status;
 
@@ -92,6 +93,7 @@ function render(t) {
   show("warranty-row", !!t.warrantyExpiresAt); if (t.warrantyExpiresAt) text("warranty", day(t.warrantyExpiresAt));
 
   const estimate = t.estimate || t.approvedAmount;
+  shownEstimate = t.estimate ? t.estimate.amount : null;
   show("estimate-card", !!estimate);
   $("estimate-card").classList.toggle("highlight", t.link.canApprove);  // only while a decision is due
   text("estimate-amount", money(estimate));
@@ -208,10 +210,7 @@ function connect() {
   };
   socket.onclose = (event) => {
     if (stopped) return;
-    if (event.code === 4403) {  // the link stopped working while the page was closed
-      load();
-      return;
-    }
+    // also after 4403: the reload shows why if the link stopped working, else we reconnect
     reconnectLater();
   };
 }
@@ -266,7 +265,9 @@ async function act(mutation, variables, button) {
 
 function wire() {
   $("approve").addEventListener("click", (e) =>
-    act(`mutation($t: String!) { trackingApprove(input: {token: $t}) { ${PAYLOAD} } }`, { t: token }, e.currentTarget).then(load));
+    // the amount shown is sent along: if staff changed it meanwhile the approval is refused
+    act(`mutation($t: String!, $seen: Decimal) { trackingApprove(input: {token: $t, expectedEstimate: $seen}) { ${PAYLOAD} } }`,
+      { t: token, seen: shownEstimate }, e.currentTarget).then(load));
   $("reject-open").addEventListener("click", () => { show("reject-form", true); $("reject-reason").focus(); });
   $("reject-cancel").addEventListener("click", () => show("reject-form", false));
   $("reject-form").addEventListener("submit", (e) => {
