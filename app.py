@@ -12,7 +12,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from cross_web import HTTPException
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -164,7 +166,14 @@ class GraphQLApp(GraphQL[Context, None]):
             realtime=self.realtime,
         )
         if isinstance(request, Request):
-            await authenticate(ctx, request.headers.get("authorization"))
+            try:
+                await authenticate(ctx, request.headers.get("authorization"))
+            except (SQLAlchemyError, OSError) as exc:
+                # the database is unreachable: a clear 503, one log line, no traceback storm
+                log.error("database unavailable while authenticating: %s", exc.__class__.__name__)
+                raise HTTPException(
+                    503, "Service temporarily unavailable; try again shortly."
+                ) from None
         return ctx
 
 

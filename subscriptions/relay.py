@@ -69,8 +69,15 @@ class Publisher:
         await self.bus.publish(order_channel(event.order_id), message)
         await self.bus.publish(account_channel(event.account_id), message)
 
+    def _bus_down(self) -> bool:
+        connected = getattr(self.bus.backend, "connected", None)
+        return connected is not None and not connected.is_set()
+
     async def publish(self, events: Iterable[EventRecord]) -> None:
-        """Best effort, after commit: a failure leaves the event to the relay."""
+        """Best effort, after commit: a failure leaves the event to the relay. While the bus
+        is known to be reconnecting, nothing is attempted (no retries on the request path)."""
+        if self._bus_down():
+            return
         for event in events:
             try:
                 await self._send(event)
