@@ -5,6 +5,10 @@
 - Any connection error in the reader reconnects with exponential backoff (50 ms .. 2 s),
   resubscribes every channel, then emits RESYNC so that every subscriber replays what it
   may have missed from the event table. Nothing hangs after a Redis restart.
+- The pub/sub connection has its own client without retries: redis-py's retry would
+  reconnect and resubscribe it silently after a quick Redis restart, and the subscribers
+  would never be told to RESYNC. One lock serializes everything that (re)connects or
+  (un)subscribes it, so the reader and `subscribe()` never open two connections.
 - Publishing uses a client with retries, so the first command on a stale pooled
   connection after a Redis restart is retried instead of failing.
 """
@@ -20,7 +24,7 @@ import redis.asyncio as redis
 from broadcaster import Event
 from broadcaster._backends.base import BroadcastBackend
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -42,7 +46,10 @@ class RedisBackend(BroadcastBackend):
         self._has_channels = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self._client: redis.Redis | None = None
+        self._sub_client: redis.Redis | None = None
         self._pubsub: Any = None
+        # held while connecting, (un)subscribing or replacing self._pubsub
+        self._pubsub_lock = asyncio.Lock()
         self.connected = asyncio.Event()
         self.reconnects = 0
 
@@ -55,9 +62,19 @@ class RedisBackend(BroadcastBackend):
             health_check_interval=10,
         )
 
+    def _new_sub_client(self) -> redis.Redis:
+        # no retries: a lost pub/sub connection must surface in the reader (-> RESYNC)
+        return redis.Redis.from_url(
+            self.url,
+            retry=Retry(NoBackoff(), retries=0),
+            socket_connect_timeout=2,
+            health_check_interval=10,
+        )
+
     async def connect(self) -> None:
         self._client = self._new_client()
-        self._pubsub = self._client.pubsub()
+        self._sub_client = self._new_sub_client()
+        self._pubsub = self._sub_client.pubsub()
         self.connected.set()
         self._reader = asyncio.create_task(self._read_loop(), name="redis-bus-reader")
 
@@ -71,14 +88,16 @@ class RedisBackend(BroadcastBackend):
                 await self._pubsub.aclose()
             except Exception:
                 log.debug("closing pubsub failed", exc_info=True)
-        if self._client is not None:
-            await self._client.aclose()
+        for client in (self._sub_client, self._client):
+            if client is not None:
+                await client.aclose()
 
     async def subscribe(self, channel: str) -> None:
         self._channels.add(channel)
         self._has_channels.set()
         try:
-            await self._pubsub.subscribe(channel)
+            async with self._pubsub_lock:
+                await self._pubsub.subscribe(channel)
         except RECOVERABLE:
             # the reader is reconnecting; it subscribes every channel in self._channels
             log.warning("subscribe %s deferred: Redis unreachable", channel)
@@ -88,7 +107,8 @@ class RedisBackend(BroadcastBackend):
         if not self._channels:
             self._has_channels.clear()
         try:
-            await self._pubsub.unsubscribe(channel)
+            async with self._pubsub_lock:
+                await self._pubsub.unsubscribe(channel)
         except RECOVERABLE:
             log.debug("unsubscribe %s: Redis unreachable", channel)
 
@@ -113,8 +133,15 @@ class RedisBackend(BroadcastBackend):
                 await self._reconnect()
                 continue
             except RuntimeError:
-                # "pubsub connection not set": no SUBSCRIBE reached Redis yet
-                await self._resubscribe_all()
+                # "pubsub connection not set": no SUBSCRIBE reached Redis yet (Redis was
+                # unreachable, or subscribe() is connecting right now: wait for it)
+                try:
+                    async with self._pubsub_lock:
+                        if self._pubsub.connection is None:
+                            await self._resubscribe_all()
+                except RECOVERABLE as exc:
+                    log.warning("Redis pub/sub unreachable (%s); reconnecting", exc)
+                    await self._reconnect()
                 continue
             if message is None or message.get("type") != "message":
                 continue
@@ -128,6 +155,7 @@ class RedisBackend(BroadcastBackend):
             )
 
     async def _resubscribe_all(self) -> None:
+        """Callers hold self._pubsub_lock."""
         channels = list(self._channels)
         if channels:
             await self._pubsub.subscribe(*channels)
@@ -137,12 +165,13 @@ class RedisBackend(BroadcastBackend):
         delay = BACKOFF_START
         while True:
             try:
-                try:
-                    await self._pubsub.aclose()
-                except Exception:
-                    log.debug("closing the broken pubsub failed", exc_info=True)
-                self._pubsub = self._client.pubsub()  # type: ignore[union-attr]
-                await self._resubscribe_all()
+                async with self._pubsub_lock:
+                    try:
+                        await self._pubsub.aclose()
+                    except Exception:
+                        log.debug("closing the broken pubsub failed", exc_info=True)
+                    self._pubsub = self._sub_client.pubsub()  # type: ignore[union-attr]
+                    await self._resubscribe_all()
                 await self._client.ping()  # type: ignore[union-attr]
                 break
             except RECOVERABLE:
