@@ -9,6 +9,7 @@ from typing import Any
 import strawberry
 from graphql.error import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -39,6 +40,14 @@ class Schema(strawberry.Schema):
         return None
 
 
+# The depth and alias rules are built ONCE: ValidationCache keys on the rule classes, and
+# a limiter constructed per request makes new classes, so the cache would never hit.
+LIMIT_RULES = [
+    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+]
+
+
 def build_schema() -> Schema:
     return Schema(
         query=merge_types("Query", (Query, SharingQuery)),
@@ -47,8 +56,7 @@ def build_schema() -> Schema:
         config=StrawberryConfig(auto_camel_case=True, scalar_map={datetime: DateTimeScalar}),
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: AddValidationRules(LIMIT_RULES),
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
             MaskAndLogErrors,
