@@ -135,6 +135,14 @@ class GraphQLApp(GraphQL[Context, None]):
         self.settings = settings
         self.realtime = realtime
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            ctx = scope.get("state", {}).get("graphql_context")
+            if ctx is not None:
+                await ctx.close_reads()
+
     async def on_ws_connect(self, context: Context) -> Any:
         """Sockets authenticate in `connection_init`: staff with
         {"authorization": "Bearer <token>"} (or {"token": "<token>"}), tracking pages with
@@ -164,7 +172,9 @@ class GraphQLApp(GraphQL[Context, None]):
             request=request,
             response=response,
             realtime=self.realtime,
+            shared_reads=isinstance(request, Request),
         )
+        request.state.graphql_context = ctx
         if isinstance(request, Request):
             try:
                 await authenticate(ctx, request.headers.get("authorization"))

@@ -54,6 +54,10 @@ class Database:
         async with self._write() as session, session.begin():
             yield session
 
+    def new_read_session(self) -> AsyncSession:
+        """A read session the caller closes."""
+        return self._read()
+
     @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:
         async with self._read() as session:

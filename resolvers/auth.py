@@ -70,7 +70,7 @@ async def staff_users(ctx: Context, include_inactive: bool) -> list[StaffUser]:
     stmt = select(StaffUser).where(StaffUser.account_id == ctx.actor.account_id)
     if not include_inactive:
         stmt = stmt.where(StaffUser.is_active.is_(True))
-    async with ctx.db.read_session() as session:
+    async with ctx.reading() as session:
         return list(await session.scalars(stmt.order_by(StaffUser.name, StaffUser.id)))
 
 

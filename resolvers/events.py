@@ -42,7 +42,7 @@ async def order_events(
     ctx: Context, order_id: int, after: int | None, first: int | None
 ) -> list[EventRecord]:
     actor = actor_of(ctx)
-    async with ctx.db.read_session() as session:
+    async with ctx.reading() as session:
         return await event_service.order_events(
             session,
             account_id=actor.account_id,
@@ -54,7 +54,7 @@ async def order_events(
 
 async def account_events(ctx: Context, after: int | None, first: int | None) -> list[EventRecord]:
     actor = actor_of(ctx)
-    async with ctx.db.read_session() as session:
+    async with ctx.reading() as session:
         return await event_service.account_events(
             session, account_id=actor.account_id, after=_after(after), limit=_size(first) + 1
         )
@@ -63,7 +63,7 @@ async def account_events(ctx: Context, after: int | None, first: int | None) -> 
 async def notifications(
     ctx: Context, unread_only: bool, first: int | None, before: int | None
 ) -> list[NotificationRecord]:
-    async with ctx.db.read_session() as session:
+    async with ctx.reading() as session:
         return await event_service.notifications(
             session,
             actor=actor_of(ctx),
@@ -76,7 +76,7 @@ async def notifications(
 
 
 async def unread_count(ctx: Context) -> int:
-    async with ctx.db.read_session() as session:
+    async with ctx.reading() as session:
         return await event_service.unread_count(session, actor=actor_of(ctx))
 
 
@@ -125,7 +125,7 @@ async def order_event_stream(
 ) -> AsyncIterator[EventRecord]:
     actor = actor_of(ctx)
     pk = decode_id(global_id, "ServiceOrder")
-    async with ctx.db.read_session() as session:
+    async with ctx.reading() as session:
         order = await order_service.find_order(session, actor, pk) if pk is not None else None
     if order is None:
         raise GraphQLError("Service order not found.", extensions={"code": "NOT_FOUND"})

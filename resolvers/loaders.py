@@ -33,7 +33,7 @@ class Loaders:
         return self._ctx.actor.account_id
 
     async def _rows(self, stmt: Any) -> Sequence[Any]:
-        async with self._ctx.db.read_session() as session:
+        async with self._ctx.reading() as session:
             return (await session.scalars(stmt)).all()
 
     async def _by_id(self, model: Any, keys: list[int]) -> list[Any]:

@@ -29,7 +29,7 @@ async def load_node(ctx: Context, global_id: str) -> tuple[str, Any] | None:
     type_name, pk = decoded
     model = MODELS[type_name]
     scope = model.id if model is models.Account else model.account_id
-    async with ctx.db.read_session() as session:
+    async with ctx.reading() as session:
         row = await session.scalar(
             select(model).where(model.id == pk, scope == ctx.actor.account_id)
         )

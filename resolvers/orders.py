@@ -72,12 +72,12 @@ async def get_order(ctx: Context, global_id: str) -> ServiceOrder | None:
     pk = decode_id(global_id, "ServiceOrder")
     if pk is None:
         return None
-    async with ctx.db.read_session() as session:
+    async with ctx.reading() as session:
         return await order_service.find_order(session, actor_of(ctx), pk)
 
 
 async def get_order_by_number(ctx: Context, number: str) -> ServiceOrder | None:
-    async with ctx.db.read_session() as session:
+    async with ctx.reading() as session:
         return await order_service.find_order_by_number(session, actor_of(ctx), number)
 
 
@@ -101,7 +101,7 @@ async def list_orders(
         assigned_to=assigned_pk,
         client_id=client_pk,
     )
-    async with ctx.db.read_session() as session:
+    async with ctx.reading() as session:
         return await order_service.list_orders(
             session, actor_of(ctx), service_filter, first=size, after=after_pk
         )
@@ -111,7 +111,7 @@ async def client_orders(
     ctx: Context, client_pk: int, *, first: int | None, after: str | None
 ) -> Page[ServiceOrder]:
     size, after_pk = page_args(first, after)
-    async with ctx.db.read_session() as session:
+    async with ctx.reading() as session:
         return await order_service.list_orders(
             session, actor_of(ctx), OrderFilter(client_id=client_pk), first=size, after=after_pk
         )
@@ -121,7 +121,7 @@ async def list_clients(
     ctx: Context, search: str | None, first: int | None, after: str | None
 ) -> Page[Any]:
     size, after_pk = page_args(first, after)
-    async with ctx.db.read_session() as session:
+    async with ctx.reading() as session:
         return await client_service.list_clients(
             session, actor_of(ctx), search=search, first=size, after=after_pk
         )
@@ -132,7 +132,7 @@ def available_transitions(ctx: Context, order: ServiceOrder) -> list[OrderStatus
 
 
 async def device_history(ctx: Context, order: ServiceOrder) -> list[ServiceOrder]:
-    async with ctx.db.read_session() as session:
+    async with ctx.reading() as session:
         return await order_service.device_history(session, actor_of(ctx), order)
 
 

@@ -40,6 +40,7 @@ async def write(
             continue
         except DomainError as exc:
             return None, flatten(exc)
+        await ctx.close_reads()  # later reads in this request see the commit
         if events and ctx.realtime is not None:
             await ctx.realtime.publish(events)
         return result, []

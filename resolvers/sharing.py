@@ -96,13 +96,13 @@ async def revoke_link(ctx: Context, global_id: Any) -> tuple[Any, list[DomainErr
 
 
 async def order_links(ctx: Context, order_id: int) -> list[Any]:
-    async with ctx.db.read_session() as session:
+    async with ctx.reading() as session:
         return await sharing.order_links(session, actor_of(ctx), order_id)
 
 
 async def share_message(ctx: Context, link: Any) -> sharing.ShareMessage:
     actor = actor_of(ctx)
-    async with ctx.db.read_session() as session:
+    async with ctx.reading() as session:
         from services.orders import get_order
 
         order = await get_order(session, actor, link.order_id)
@@ -139,7 +139,7 @@ async def staff_comment(ctx: Context, data: Any) -> tuple[Any, list[DomainError]
 
 
 async def ratings_summary(ctx: Context) -> sharing.RatingsSummary:
-    async with ctx.db.read_session() as session:
+    async with ctx.reading() as session:
         return await sharing.ratings_summary(session, actor_of(ctx))
 
 
@@ -147,7 +147,7 @@ async def list_ratings(
     ctx: Context, first: int | None, after: str | None, with_comment_only: bool
 ) -> Any:
     size, after_pk = page_args(first, after)
-    async with ctx.db.read_session() as session:
+    async with ctx.reading() as session:
         return await sharing.list_ratings(
             session, actor_of(ctx), first=size, after=after_pk, with_comment_only=with_comment_only
         )
@@ -158,7 +158,7 @@ async def list_ratings(
 
 async def tracking(ctx: Context, token: str) -> sharing.TrackingView:
     async def call() -> sharing.TrackingView:
-        async with ctx.db.read_session() as session:
+        async with ctx.reading() as session:
             access = await sharing.resolve(session, token=token, secret=_secret(ctx))
             view = await sharing.tracking_view(session, access)
         if (
@@ -242,7 +242,7 @@ async def rate(
 
 async def share_link_is_valid(ctx: Context, token: str) -> bool:
     async def call() -> None:
-        async with ctx.db.read_session() as session:
+        async with ctx.reading() as session:
             await sharing.resolve(session, token=token, secret=_secret(ctx))
 
     try:
@@ -259,7 +259,7 @@ async def tracking_events(
     secret = _secret(ctx)
 
     async def resolve() -> sharing.LinkAccess:
-        async with ctx.db.read_session() as session:
+        async with ctx.reading() as session:
             return await sharing.resolve(session, token=token, secret=secret)
 
     try:

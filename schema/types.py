@@ -436,7 +436,7 @@ class Connection(Generic[T]):
 
     @strawberry.field(description="Matching items across all pages (one COUNT query).")
     async def total_count(self, info: CtxInfo) -> int:
-        async with info.context.db.read_session() as session:
+        async with info.context.reading() as session:
             return await _count(session, self._count)
 
     @classmethod
