@@ -465,3 +465,54 @@ async def test_subscriptions_per_socket_are_capped(
             "type": "error",
             "payload": [{"message": "Subscription limit reached"}],
         }
+
+
+async def test_cross_origin_sockets_need_an_allowed_origin(db, settings, shop: Shop) -> None:
+    """Same-origin pages (the tracking page) connect; another origin only when it is listed
+    in ALLOWED_ORIGINS; the handshake of any other origin is refused (403)."""
+    import dataclasses
+    from contextlib import asynccontextmanager
+
+    import httpx
+    from httpx_ws import aconnect_ws
+    from httpx_ws.transport import ASGIWebSocketTransport
+
+    from app import create_app
+
+    configured = dataclasses.replace(settings, allowed_origins=("https://dashboard.example",))
+    application = create_app(configured, database=db)
+
+    @asynccontextmanager
+    async def socket(origin: str) -> Any:
+        async with (
+            httpx.AsyncClient(
+                transport=ASGIWebSocketTransport(application), base_url="http://testserver"
+            ) as http,
+            aconnect_ws(
+                "http://testserver/graphql",
+                http,
+                subprotocols=["graphql-transport-ws"],
+                headers={"origin": origin},
+            ) as session,
+        ):
+            yield session
+
+    async with application.router.lifespan_context(application):
+        for allowed in ("https://dashboard.example", "http://testserver"):
+            async with socket(allowed) as session:
+                await session.send_json(
+                    {
+                        "type": "connection_init",
+                        "payload": {"authorization": f"Bearer {shop.tokens['OWNER']}"},
+                    }
+                )
+                assert (await session.receive_json(timeout=5))["type"] == "connection_ack"
+        # refused before the handshake completes: behind uvicorn the browser sees HTTP 403,
+        # the in-process transport reports the close (policy violation, 1008)
+        codes: list[int] = []
+        try:
+            async with socket("https://evil.example"):
+                pass
+        except* WebSocketDisconnect as group:
+            codes = [e.code for e in group.exceptions if isinstance(e, WebSocketDisconnect)]
+        assert codes == [1008]
