@@ -474,7 +474,7 @@ async def test_cross_origin_sockets_need_an_allowed_origin(db, settings, shop: S
     from contextlib import asynccontextmanager
 
     import httpx
-    from httpx_ws import aconnect_ws
+    from httpx_ws import AsyncWebSocketSession, aconnect_ws
     from httpx_ws.transport import ASGIWebSocketTransport
 
     from app import create_app
@@ -484,6 +484,7 @@ async def test_cross_origin_sockets_need_an_allowed_origin(db, settings, shop: S
 
     @asynccontextmanager
     async def socket(origin: str) -> Any:
+        session: AsyncWebSocketSession
         async with (
             httpx.AsyncClient(
                 transport=ASGIWebSocketTransport(application), base_url="http://testserver"
