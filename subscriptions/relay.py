@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 
 from db.base import utcnow
 from db.engine import Database
-from db.models import OrderEvent
+from db.models import Notification, OrderEvent
 from services.events import EventRecord
 from subscriptions.bus import Bus
 from subscriptions.channels import CONTROL, account_channel, order_channel
@@ -131,9 +131,10 @@ class Publisher:
             if not rows:
                 return 0
             sent: list[int] = []
+            recipients = await _recipients_of(session, [row.id for row in rows])
             for row in rows:
                 try:
-                    await self._send(EventRecord.from_row(row, await _recipients_of(session, row)))
+                    await self._send(EventRecord.from_row(row, recipients.get(row.id)))
                 except Exception as exc:
                     log.warning("relay: bus unavailable (%s); will retry", exc)
                     break
@@ -159,10 +160,14 @@ class Publisher:
                 log.warning("relay pass failed", exc_info=True)
 
 
-async def _recipients_of(session: Any, row: OrderEvent) -> dict[int, int]:
-    from db.models import Notification
-
+async def _recipients_of(session: Any, event_ids: list[int]) -> dict[int, dict[int, int]]:
+    """event id -> {staff user id: notification id}, in one query."""
     rows = await session.execute(
-        select(Notification.user_id, Notification.id).where(Notification.event_id == row.id)
+        select(Notification.event_id, Notification.user_id, Notification.id).where(
+            Notification.event_id.in_(event_ids)
+        )
     )
-    return {uid: nid for uid, nid in rows}
+    found: dict[int, dict[int, int]] = {}
+    for event_id, user_id, notification_id in rows:
+        found.setdefault(event_id, {})[user_id] = notification_id
+    return found
