@@ -131,7 +131,11 @@ async def order_event_stream(
         raise GraphQLError("Service order not found.", extensions={"code": "NOT_FOUND"})
     assert ctx.realtime is not None
     stream = ctx.realtime.order_events(
-        actor=actor, access=_access(ctx), order_id=order.id, after=_after(after)
+        account_id=actor.account_id,
+        order_id=order.id,
+        access=_access(ctx),
+        after=_after(after),
+        include_staff_only=True,
     )
     async for record in _guard(stream):
         yield record

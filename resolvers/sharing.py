@@ -270,7 +270,6 @@ async def tracking_events(
         raise GraphQLError(
             "`after` is a sequence number (0 or more).", extensions={"code": "INVALID_INPUT"}
         )
-    db = ctx.db
 
     async def revalidate() -> AccessEnded | None:
         try:
@@ -283,12 +282,12 @@ async def tracking_events(
         keys=(f"share:{access.link.id}",), expires_at=access.link.expires_at, revalidate=revalidate
     )
     assert ctx.realtime is not None
-    stream = ctx.realtime.tracking_events(
-        db=db,
+    stream = ctx.realtime.order_events(
         account_id=access.order.account_id,
         order_id=access.order.id,
         access=stream_access,
         after=after,
+        include_staff_only=False,
     )
     try:
         async for record in stream:

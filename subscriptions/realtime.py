@@ -69,42 +69,17 @@ class Realtime:
         )
 
     def order_events(
-        self, *, actor: Actor, access: StreamAccess, order_id: int, after: int | None
-    ) -> AsyncIterator[EventRecord]:
-        db = self.db
-        account_id = actor.account_id
-
-        async def replay(after_seq: int, limit: int) -> list[EventRecord]:
-            async with db.read_session() as session:
-                return await event_service.order_events(
-                    session, account_id=account_id, order_id=order_id, after=after_seq, limit=limit
-                )
-
-        async def current() -> int:
-            async with db.read_session() as session:
-                return await event_service.last_order_seq(
-                    session, account_id=account_id, order_id=order_id
-                )
-
-        spec = StreamSpec(
-            channel=order_channel(order_id),
-            seq=lambda e: e.order_seq,
-            replay=replay,
-            current=current,
-            accept=lambda e: e.account_id == account_id,
-        )
-        return resumable(self.bus, spec, after=after, access=access, registry=self.access)
-
-    def tracking_events(
         self,
         *,
-        db: Database,
         account_id: int,
         order_id: int,
         access: StreamAccess,
         after: int | None,
+        include_staff_only: bool,
     ) -> AsyncIterator[EventRecord]:
-        """A share-link holder's stream: the order's events without the staff-only ones."""
+        """One order's stream: everything for staff; without the staff-only events for a
+        share-link holder."""
+        db = self.db
 
         async def replay(after_seq: int, limit: int) -> list[EventRecord]:
             async with db.read_session() as session:
@@ -123,7 +98,9 @@ class Realtime:
             seq=lambda e: e.order_seq,
             replay=replay,
             current=current,
-            accept=lambda e: not e.staff_only,
+            accept=lambda e: (
+                e.account_id == account_id and (include_staff_only or not e.staff_only)
+            ),
         )
         return resumable(self.bus, spec, after=after, access=access, registry=self.access)
 

@@ -94,7 +94,15 @@ async def open_stream(db: Database, shop: Shop) -> AsyncIterator[OpenStream]:
         owner = shop.actors["OWNER"]
         order_id, _ = await new_order(db, shop.actors["FRONT_DESK"])
         access = rt.staff_access(actor=owner, token=shop.tokens["OWNER"], expires_at=None)
-        consumer = Consumer(rt.order_events(actor=owner, access=access, order_id=order_id, after=0))
+        consumer = Consumer(
+            rt.order_events(
+                account_id=owner.account_id,
+                order_id=order_id,
+                access=access,
+                after=0,
+                include_staff_only=True,
+            )
+        )
         stream = Opened(rt, consumer, order_id, access, start)
         opened.append(stream)
         await consumer.wait_for_seq(1, 5.0)
