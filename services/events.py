@@ -14,12 +14,13 @@ transaction.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.base import utcnow
@@ -193,40 +194,109 @@ async def record(
     payload: dict[str, Any],
 ) -> EventRecord:
     """`actor` None means the customer, acting through a share link."""
+    recipients = await _recipients(session, actor, order, type, payload)
+    fields: dict[str, Any] = {
+        "account_id": order.account_id,
+        "order_id": order.id,
+        "type": type.value,
+        "staff_only": type in STAFF_ONLY,
+        "actor_kind": (ActorKind.STAFF if actor is not None else ActorKind.SHARE_LINK).value,
+        "actor_id": actor.user_id if actor is not None else None,
+        "actor_name": (actor.name or None) if actor is not None else "Customer",
+        "payload": {"number": order.number, "status": order.status, **payload},
+        "created_at": utcnow(),
+    }
+    if session.get_bind().dialect.name == "postgresql":
+        event = await _insert_in_one_statement(session, fields, recipients)
+    else:
+        event = await _insert_step_by_step(session, fields, recipients)
+    pending(session).append(event)
+    return event
+
+
+# PostgreSQL: both sequence numbers, the event and its notifications in ONE statement, the
+# last one before COMMIT, so the shop's sequence row is locked for one round trip only
+# (every write of a shop queues on that lock).
+_RECORD_SQL = text(
+    """
+WITH o AS (
+    UPDATE service_orders SET last_event_seq = last_event_seq + 1
+    WHERE id = CAST(:order_id AS BIGINT) RETURNING last_event_seq
+), a AS (
+    UPDATE accounts SET last_event_seq = last_event_seq + 1
+    WHERE id = CAST(:account_id AS BIGINT) RETURNING last_event_seq
+), e AS (
+    INSERT INTO order_events (account_id, order_id, order_seq, account_seq, type, staff_only,
+                              actor_kind, actor_id, actor_name, payload, created_at)
+    SELECT CAST(:account_id AS BIGINT), CAST(:order_id AS BIGINT), o.last_event_seq,
+           a.last_event_seq, CAST(:type AS VARCHAR), CAST(:staff_only AS BOOLEAN),
+           CAST(:actor_kind AS VARCHAR), CAST(:actor_id AS BIGINT),
+           CAST(:actor_name AS VARCHAR), CAST(:payload AS JSON),
+           CAST(:created_at AS TIMESTAMPTZ)
+    FROM o, a
+    RETURNING id, order_seq, account_seq
+), n AS (
+    INSERT INTO notifications (account_id, user_id, event_id, account_seq, created_at)
+    SELECT CAST(:account_id AS BIGINT), r.uid, e.id, e.account_seq,
+           CAST(:created_at AS TIMESTAMPTZ)
+    FROM e, unnest(CAST(:recipients AS BIGINT[])) AS r(uid)
+    RETURNING user_id, id
+)
+SELECT e.id, e.order_seq, e.account_seq,
+       (SELECT json_agg(json_build_array(n.user_id, n.id)) FROM n) AS notified
+FROM e
+"""
+)
+
+
+async def _insert_in_one_statement(
+    session: AsyncSession, fields: dict[str, Any], recipients: list[int]
+) -> EventRecord:
+    row = (
+        await session.execute(
+            _RECORD_SQL,
+            {
+                **fields,
+                "payload": json.dumps(fields["payload"], default=str),
+                "recipients": recipients,
+            },
+        )
+    ).one()
+    notified = row.notified if isinstance(row.notified, list) else json.loads(row.notified or "[]")
+    return EventRecord(
+        id=row.id,
+        order_seq=row.order_seq,
+        account_seq=row.account_seq,
+        recipients={int(uid): int(nid) for uid, nid in notified},
+        **fields,
+    )
+
+
+async def _insert_step_by_step(
+    session: AsyncSession, fields: dict[str, Any], recipients: list[int]
+) -> EventRecord:
+    """SQLite: write transactions are serialised by BEGIN IMMEDIATE anyway."""
     orders_t = cast(Table, ServiceOrder.__table__)
     accounts_t = cast(Table, Account.__table__)
     order_seq = await session.scalar(
         update(orders_t)
-        .where(orders_t.c.id == order.id)
+        .where(orders_t.c.id == fields["order_id"])
         .values(last_event_seq=orders_t.c.last_event_seq + 1)
         .returning(orders_t.c.last_event_seq)
     )
-    recipients = await _recipients(session, actor, order, type, payload)
     account_seq = await session.scalar(
         update(accounts_t)
-        .where(accounts_t.c.id == order.account_id)
+        .where(accounts_t.c.id == fields["account_id"])
         .values(last_event_seq=accounts_t.c.last_event_seq + 1)
         .returning(accounts_t.c.last_event_seq)
     )
     assert order_seq is not None and account_seq is not None
-    row = OrderEvent(
-        account_id=order.account_id,
-        order_id=order.id,
-        order_seq=order_seq,
-        account_seq=account_seq,
-        type=type.value,
-        staff_only=type in STAFF_ONLY,
-        actor_kind=(ActorKind.STAFF if actor is not None else ActorKind.SHARE_LINK).value,
-        actor_id=actor.user_id if actor is not None else None,
-        actor_name=(actor.name or None) if actor is not None else "Customer",
-        payload={"number": order.number, "status": order.status, **payload},
-        created_at=utcnow(),
-    )
+    row = OrderEvent(order_seq=order_seq, account_seq=account_seq, **fields)
     session.add(row)
     await session.flush()
     notes = [
         Notification(
-            account_id=order.account_id,
+            account_id=row.account_id,
             user_id=user_id,
             event_id=row.id,
             account_seq=account_seq,
@@ -237,9 +307,7 @@ async def record(
     if notes:
         session.add_all(notes)
         await session.flush()
-    event = EventRecord.from_row(row, {n.user_id: n.id for n in notes})
-    pending(session).append(event)
-    return event
+    return EventRecord.from_row(row, {n.user_id: n.id for n in notes})
 
 
 # --- reading ------------------------------------------------------------------------------
