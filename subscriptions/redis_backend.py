@@ -36,6 +36,7 @@ RECOVERABLE = (RedisConnectionError, RedisTimeoutError, OSError, ConnectionError
 POLL_SECONDS = 1.0
 BACKOFF_START = 0.05
 BACKOFF_MAX = 2.0
+CONFIRM_SECONDS = 2.0
 
 
 class RedisBackend(BroadcastBackend):
@@ -50,6 +51,8 @@ class RedisBackend(BroadcastBackend):
         self._pubsub: Any = None
         # held while connecting, (un)subscribing or replacing self._pubsub
         self._pubsub_lock = asyncio.Lock()
+        # channel -> set when Redis confirms our SUBSCRIBE
+        self._confirmed: dict[str, asyncio.Event] = {}
         self.connected = asyncio.Event()
         self.reconnects = 0
 
@@ -93,17 +96,28 @@ class RedisBackend(BroadcastBackend):
                 await client.aclose()
 
     async def subscribe(self, channel: str) -> None:
+        """Returns once Redis confirmed the subscription: a stream replays from the database
+        right after this, so nothing published later may be missed (Redis only delivers to
+        a subscription it has processed)."""
         self._channels.add(channel)
         self._has_channels.set()
+        confirmed = self._confirmed[channel] = asyncio.Event()
         try:
             async with self._pubsub_lock:
                 await self._pubsub.subscribe(channel)
         except RECOVERABLE:
-            # the reader is reconnecting; it subscribes every channel in self._channels
+            # the reader is reconnecting; it subscribes every channel in self._channels and
+            # then tells every subscriber to RESYNC
             log.warning("subscribe %s deferred: Redis unreachable", channel)
+            return
+        try:
+            await asyncio.wait_for(confirmed.wait(), CONFIRM_SECONDS)
+        except TimeoutError:
+            log.warning("Redis did not confirm SUBSCRIBE %s in %ss", channel, CONFIRM_SECONDS)
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
+        self._confirmed.pop(channel, None)
         if not self._channels:
             self._has_channels.clear()
         try:
@@ -126,7 +140,7 @@ class RedisBackend(BroadcastBackend):
                 continue
             try:
                 message = await self._pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=POLL_SECONDS
+                    ignore_subscribe_messages=False, timeout=POLL_SECONDS
                 )
             except RECOVERABLE as exc:
                 log.warning("Redis pub/sub connection lost (%s); reconnecting", exc)
@@ -143,7 +157,15 @@ class RedisBackend(BroadcastBackend):
                     log.warning("Redis pub/sub unreachable (%s); reconnecting", exc)
                     await self._reconnect()
                 continue
-            if message is None or message.get("type") != "message":
+            if message is None:
+                continue
+            if message.get("type") == "subscribe":
+                name = message["channel"]
+                waiting = self._confirmed.get(name.decode() if isinstance(name, bytes) else name)
+                if waiting is not None:
+                    waiting.set()
+                continue
+            if message.get("type") != "message":
                 continue
             channel = message["channel"]
             data = message["data"]

@@ -252,3 +252,31 @@ async def test_a_subscriber_that_never_reads_is_bounded_and_told_to_resync(
         assert 0 < len(rest) < queue_size
         assert rest == [str(i) for i in range(total - len(rest), total)]
     await assert_backend_unsubscribed(kind, bus, redis_url, channel)
+
+
+async def test_subscribe_waits_for_redis_to_confirm(redis_url: str, open_bus: OpenBus) -> None:
+    """Streams replay from the database right after subscribing, so subscribe() may only
+    return once Redis has processed the SUBSCRIBE. Here the confirmation is held back for
+    0.3 s: subscribe() must not return before it, and Redis counts the subscriber then."""
+    import time
+
+    from subscriptions.redis_backend import RedisBackend
+
+    bus = await open_bus(redis_url)
+    backend = bus.backend
+    assert isinstance(backend, RedisBackend)
+    pubsub = backend._pubsub
+    original = pubsub.get_message
+
+    async def slow_confirmations(*args: Any, **kwargs: Any) -> Any:
+        message = await original(*args, **kwargs)
+        if message is not None and message.get("type") == "subscribe":
+            await asyncio.sleep(0.3)
+        return message
+
+    pubsub.get_message = slow_confirmations
+    channel = unique("confirmed")
+    started = time.monotonic()
+    async with bus.subscribe(channel):
+        assert time.monotonic() - started >= 0.3
+        assert await numsub(redis_url, channel) == 1
