@@ -27,7 +27,9 @@ from subscriptions.channels import CONTROL
 
 log = logging.getLogger("service_orders.access")
 
-REVALIDATE_SECONDS = 60.0
+# the control channel ends streams at once; this database re-check is only the fallback
+# for a control message lost while Redis was down (every RESYNC re-checks too)
+REVALIDATE_SECONDS = 300.0
 
 
 class AccessEnded(Exception):
