@@ -180,16 +180,12 @@ async def create_order(ctx: Context, data: Any) -> Result:
 
 
 async def update_order(ctx: Context, data: Any) -> Result:
-    try:
-        pk = order_pk(data.id)
-    except DomainError as exc:
-        return None, [exc]
     return await run.write(
         ctx,
         lambda session: order_service.update_order(
             session=session,
             actor=actor_of(ctx),
-            order_id=pk,
+            order_id=order_pk(data.id),
             client=given(data.client, "name", "email", "phone"),
             device=given(data.device, *DEVICE_FIELDS),
             changes=given(data, "promised_at"),
@@ -199,10 +195,6 @@ async def update_order(ctx: Context, data: Any) -> Result:
 
 
 async def set_diagnosis(ctx: Context, data: Any) -> Result:
-    try:
-        pk = order_pk(data.id)
-    except DomainError as exc:
-        return None, [exc]
     changes = given(
         data, "diagnosis", "estimated_cost", "labour_cost", "final_cost", "warranty_days"
     )
@@ -211,7 +203,7 @@ async def set_diagnosis(ctx: Context, data: Any) -> Result:
         lambda session: order_service.set_diagnosis(
             session=session,
             actor=actor_of(ctx),
-            order_id=pk,
+            order_id=order_pk(data.id),
             changes=changes,
             expected_version=data.expected_version,
         ),
@@ -219,16 +211,12 @@ async def set_diagnosis(ctx: Context, data: Any) -> Result:
 
 
 async def transition_order(ctx: Context, data: Any) -> Result:
-    try:
-        pk = order_pk(data.id)
-    except DomainError as exc:
-        return None, [exc]
     return await run.write(
         ctx,
         lambda session: order_service.transition_order(
             session=session,
             actor=actor_of(ctx),
-            order_id=pk,
+            order_id=order_pk(data.id),
             to_status=OrderStatus(data.to.value),
             note=data.note,
             expected_version=data.expected_version,
@@ -237,38 +225,29 @@ async def transition_order(ctx: Context, data: Any) -> Result:
 
 
 async def assign_order(ctx: Context, data: Any) -> Result:
-    try:
-        pk = order_pk(data.id)
-        assignee = (
-            decode_or_not_found(data.assignee_id, "StaffUser", "assigneeId", "Staff user")
-            if data.assignee_id
-            else None
-        )
-    except DomainError as exc:
-        return None, [exc]
     return await run.write(
         ctx,
         lambda session: order_service.assign_order(
             session=session,
             actor=actor_of(ctx),
-            order_id=pk,
-            assignee_id=assignee,
+            order_id=order_pk(data.id),
+            assignee_id=decode_or_not_found(
+                data.assignee_id, "StaffUser", "assigneeId", "Staff user"
+            )
+            if data.assignee_id
+            else None,
             expected_version=data.expected_version,
         ),
     )
 
 
 async def add_part(ctx: Context, data: Any) -> Result:
-    try:
-        pk = order_pk(data.order_id, "orderId")
-    except DomainError as exc:
-        return None, [exc]
     return await run.write(
         ctx,
         lambda session: order_service.add_part(
             session=session,
             actor=actor_of(ctx),
-            order_id=pk,
+            order_id=order_pk(data.order_id, "orderId"),
             name=data.name,
             quantity=data.quantity,
             unit_cost=data.unit_cost,
@@ -278,16 +257,12 @@ async def add_part(ctx: Context, data: Any) -> Result:
 
 
 async def update_part(ctx: Context, data: Any) -> Result:
-    try:
-        pk = decode_or_not_found(data.id, "PartLine", "id", "Part line")
-    except DomainError as exc:
-        return None, [exc]
     return await run.write(
         ctx,
         lambda session: order_service.update_part(
             session=session,
             actor=actor_of(ctx),
-            part_id=pk,
+            part_id=decode_or_not_found(data.id, "PartLine", "id", "Part line"),
             changes=given(data, "name", "quantity", "unit_cost"),
             expected_version=data.expected_version,
         ),
@@ -295,16 +270,12 @@ async def update_part(ctx: Context, data: Any) -> Result:
 
 
 async def remove_part(ctx: Context, data: Any) -> Result:
-    try:
-        pk = decode_or_not_found(data.id, "PartLine", "id", "Part line")
-    except DomainError as exc:
-        return None, [exc]
     return await run.write(
         ctx,
         lambda session: order_service.remove_part(
             session=session,
             actor=actor_of(ctx),
-            part_id=pk,
+            part_id=decode_or_not_found(data.id, "PartLine", "id", "Part line"),
             expected_version=data.expected_version,
         ),
     )
@@ -313,16 +284,12 @@ async def remove_part(ctx: Context, data: Any) -> Result:
 async def add_note(
     ctx: Context, data: Any
 ) -> tuple[tuple[ServiceOrder, InternalNote] | None, list[DomainError]]:
-    try:
-        pk = order_pk(data.order_id, "orderId")
-    except DomainError as exc:
-        return None, [exc]
-
     async def call(session: Any) -> tuple[ServiceOrder, InternalNote]:
         actor = actor_of(ctx)
+        order_id = order_pk(data.order_id, "orderId")
         note = await order_service.add_internal_note(
-            session=session, actor=actor, order_id=pk, body=data.body
+            session=session, actor=actor, order_id=order_id, body=data.body
         )
-        return await order_service.get_order(session, actor, pk), note
+        return await order_service.get_order(session, actor, order_id), note
 
     return await run.write(ctx, call)

@@ -24,8 +24,9 @@ MAX_ATTEMPTS = 4
 async def write(
     ctx: Context, call: Callable[[AsyncSession], Awaitable[T]]
 ) -> tuple[T | None, list[DomainError]]:
-    """Run `call` in a write transaction. A DomainError rolls everything back (no row, no
-    event) and is returned as errors; a retryable conflict (optimistic lock lost, no
+    """Run `call` in a write transaction. A DomainError (an undecodable ID included: calls
+    decode their IDs first) rolls everything back (no row, no event) and is returned as
+    errors; a retryable conflict (optimistic lock lost, no
     expected version given) runs the whole call again on fresh data. Events recorded by
     the call are published only after the commit succeeded."""
     for attempt in range(1, MAX_ATTEMPTS + 1):

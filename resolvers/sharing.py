@@ -65,16 +65,12 @@ def _permissions(values: list[Any] | None) -> set[Permission] | None:
 
 
 async def create_link(ctx: Context, data: Any) -> tuple[Any, list[DomainError]]:
-    try:
-        pk = order_pk(data.order_id, "orderId")
-    except DomainError as exc:
-        return None, [exc]
     return await run.write(
         ctx,
         lambda session: sharing.create_link(
             session=session,
             actor=actor_of(ctx),
-            order_id=pk,
+            order_id=order_pk(data.order_id, "orderId"),
             permissions=_permissions(data.permissions),
             validity_days=data.validity_days,
         ),
@@ -126,14 +122,13 @@ async def update_share_defaults(ctx: Context, data: Any) -> tuple[Any, list[Doma
 
 
 async def staff_comment(ctx: Context, data: Any) -> tuple[Any, list[DomainError]]:
-    try:
-        pk = order_pk(data.order_id, "orderId")
-    except DomainError as exc:
-        return None, [exc]
     return await run.write(
         ctx,
         lambda session: sharing.staff_comment(
-            session=session, actor=actor_of(ctx), order_id=pk, body=data.body
+            session=session,
+            actor=actor_of(ctx),
+            order_id=order_pk(data.order_id, "orderId"),
+            body=data.body,
         ),
     )
 
